@@ -1,0 +1,31 @@
+"""gridgeo: GIS toolkit and geo-service for grid-based social governance (网格化服务管理).
+
+Examples
+--------
+>>> import gridgeo
+>>> isinstance(gridgeo.__version__, str)
+True
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from gridgeo.errors import (  # noqa: E402
+    CRSError,
+    GridGeoError,
+    InfeasibleError,
+    InputError,
+    NotFound,
+    ValidationError,
+)
+
+__all__ = [
+    "CRSError",
+    "GridGeoError",
+    "InfeasibleError",
+    "InputError",
+    "NotFound",
+    "ValidationError",
+    "__version__",
+]
