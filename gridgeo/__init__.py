@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from gridgeo.errors import (  # noqa: E402
+from gridgeo.errors import (
     CRSError,
     GridGeoError,
     InfeasibleError,

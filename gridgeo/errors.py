@@ -68,8 +68,8 @@ class ValidationError(InputError):
 
     Examples
     --------
-    >>> err = ValidationError(["layer 'grids' is missing", "layer 'towns': column 'name' is missing"],
-    ...                       what="workspace 'x.gpkg'")
+    >>> problems = ["layer 'grids' is missing", "layer 'towns': column 'name' is missing"]
+    >>> err = ValidationError(problems, what="workspace 'x.gpkg'")
     >>> print(err)
     workspace 'x.gpkg' has 2 problems:
       - layer 'grids' is missing
