@@ -14,10 +14,12 @@ order: pyproj transformers here are always built with ``always_xy=True``.
 * Any other CRS pyproj knows (``"EPSG:4547"``, a WKT string, a
   :class:`pyproj.CRS`) is converted by PROJ.
 
-**Outside China** the GCJ-02 and BD-09 transforms are the identity: a point
-outside the box 72.004–137.8347°E, 0.8293–55.8271°N is returned unchanged, as
-the published formulas (and Amap's own SDK) do. So a GCJ-02 coordinate outside
-that box is taken as WGS84.
+**Outside China** the GCJ-02 and BD-09 transforms are the identity: a WGS84
+point outside the box 72.004–137.8347°E, 0.8293–55.8271°N (:data:`CHINA_BOX`)
+is returned unchanged, as the published formulas do. Inverting, a coordinate
+whose preimage lies outside the box is returned unchanged. Within a few hundred
+metres outside the box edge a coordinate can have two preimages (itself, and a
+shifted point inside the box); gridgeo returns the one inside China.
 
 Examples
 --------
@@ -115,12 +117,21 @@ def normalize_crs(crs: Any) -> str | pyproj.CRS:
     """
     if crs is None:
         raise CRSError(f"no CRS given; pass one of {list(NAMED_CRS)} or an EPSG code")
+    if isinstance(crs, (str, int)):
+        return _normalize_cached(crs)
+    return _normalize_uncached(crs)
+
+
+@lru_cache(maxsize=256)
+def _normalize_cached(crs: str | int) -> str | pyproj.CRS:
+    return _normalize_uncached(crs)
+
+
+def _normalize_uncached(crs: Any) -> str | pyproj.CRS:
     if isinstance(crs, pyproj.CRS):
-        epsg = crs.to_epsg()
-        if epsg == 4326:
-            return "wgs84"
-        if epsg == 4490:
-            return "cgcs2000"
+        epsg = crs.to_epsg(min_confidence=100)
+        if epsg in (4326, 4490):
+            return "wgs84" if epsg == 4326 else "cgcs2000"
         return crs
     key = str(crs).strip().lower()
     if key in _ALIASES:
@@ -132,7 +143,7 @@ def normalize_crs(crs: Any) -> str | pyproj.CRS:
             f"unknown CRS {crs!r}; use one of {list(NAMED_CRS)} or anything pyproj knows "
             "(e.g. 'EPSG:4547')"
         ) from err
-    return normalize_crs(parsed)
+    return _normalize_uncached(parsed)
 
 
 def crs_name(crs: Any) -> str:
@@ -192,28 +203,49 @@ def _gcj_offset(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
     return dlon, dlat
 
 
-def _wgs_to_gcj(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
-    inside = in_china(lon, lat)
+def _wgs_to_gcj_everywhere(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
     dlon, dlat = _gcj_offset(lon, lat)
-    return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
+    return lon + dlon, lat + dlat
 
 
-def _gcj_to_bd(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
-    inside = in_china(lon, lat)
+def _bd_offset(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
     z = np.sqrt(lon * lon + lat * lat) + 0.00002 * np.sin(lat * _X_PI)
     theta = np.arctan2(lat, lon) + 0.000003 * np.cos(lon * _X_PI)
-    return (
-        np.where(inside, z * np.cos(theta) + 0.0065, lon),
-        np.where(inside, z * np.sin(theta) + 0.006, lat),
-    )
+    return z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006
 
 
-def _wgs_to_bd(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
-    return _gcj_to_bd(*_wgs_to_gcj(lon, lat))
+def _wgs_to_bd_everywhere(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
+    return _bd_offset(*_wgs_to_gcj_everywhere(lon, lat))
+
+
+def _only_in_china(forward: Any) -> Any:
+    """Apply ``forward`` to points in China's box; leave the others unchanged.
+
+    Whether the offset applies is decided once, on the WGS84 point.
+    """
+
+    def apply(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
+        inside = in_china(lon, lat)
+        fx, fy = forward(lon, lat)
+        return np.where(inside, fx, lon), np.where(inside, fy, lat)
+
+    return apply
+
+
+_wgs_to_gcj = _only_in_china(_wgs_to_gcj_everywhere)
+_wgs_to_bd = _only_in_china(_wgs_to_bd_everywhere)
 
 
 def _invert(forward: Any, gx: NDArray[np.float64], gy: NDArray[np.float64]) -> Coords:
-    """Solve ``forward(w) == g`` by fixed-point iteration (the offset is smooth and tiny)."""
+    """Invert an obfuscation exactly.
+
+    ``forward`` is the offset applied everywhere. Its inverse is found by
+    fixed-point iteration (the offset is smooth and small). Where that
+    preimage lies in China's box it is the answer; elsewhere the forward
+    transform was the identity and the point is its own preimage. So a
+    coordinate just outside the box edge whose preimage lies inside it (the two
+    are ambiguous there) resolves to the point inside China.
+    """
     wx, wy = gx.copy(), gy.copy()
     finite = np.isfinite(gx) & np.isfinite(gy)
     for _ in range(_INVERSE_MAX_ITER):
@@ -222,18 +254,19 @@ def _invert(forward: Any, gx: NDArray[np.float64], gy: NDArray[np.float64]) -> C
         wx -= dx
         wy -= dy
         err = np.maximum(np.abs(dx), np.abs(dy))
-        if not finite.any() or float(np.max(err[finite], initial=0.0)) < _INVERSE_TOL_DEG:
+        if float(np.max(err[finite], initial=0.0)) < _INVERSE_TOL_DEG:
             break
+    outside = ~in_china(wx, wy) & ~in_china(gx, gy)
+    wx[outside], wy[outside] = gx[outside], gy[outside]
     return wx, wy
 
 
 @lru_cache(maxsize=64)
-def _transformer(src: str, dst: str) -> pyproj.Transformer:
+def _transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer:
     return pyproj.Transformer.from_crs(src, dst, always_xy=True)
 
 
-def _srs(crs: pyproj.CRS) -> str:
-    return crs.to_wkt()
+_WGS84 = pyproj.CRS.from_epsg(4326)
 
 
 def to_wgs84(x: ArrayLike, y: ArrayLike, crs: Any) -> Coords:
@@ -269,15 +302,14 @@ def to_wgs84(x: ArrayLike, y: ArrayLike, crs: Any) -> Coords:
     """
     xa, ya = _as_xy(x, y)
     norm = normalize_crs(crs)
+    if isinstance(norm, pyproj.CRS):
+        lon, lat = _transformer(norm, _WGS84).transform(xa, ya)
+        return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     if norm in ("wgs84", "cgcs2000"):
         return xa, ya
     if norm == "gcj02":
-        return _invert(_wgs_to_gcj, xa, ya)
-    if norm == "bd09":
-        return _invert(_wgs_to_bd, xa, ya)
-    assert isinstance(norm, pyproj.CRS)
-    lon, lat = _transformer(_srs(norm), "EPSG:4326").transform(xa, ya)
-    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+        return _invert(_wgs_to_gcj_everywhere, xa, ya)
+    return _invert(_wgs_to_bd_everywhere, xa, ya)
 
 
 def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Any) -> Coords:
@@ -305,15 +337,14 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Any) -> Coords:
     """
     lo, la = _as_xy(lon, lat)
     norm = normalize_crs(crs)
+    if isinstance(norm, pyproj.CRS):
+        x, y = _transformer(_WGS84, norm).transform(lo, la)
+        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if norm in ("wgs84", "cgcs2000"):
         return lo, la
     if norm == "gcj02":
         return _wgs_to_gcj(lo, la)
-    if norm == "bd09":
-        return _wgs_to_bd(lo, la)
-    assert isinstance(norm, pyproj.CRS)
-    x, y = _transformer("EPSG:4326", _srs(norm)).transform(lo, la)
-    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return _wgs_to_bd(lo, la)
 
 
 def _lonlat_center(data: Any, crs: Any | None) -> tuple[float, float]:

@@ -1,0 +1,5 @@
+"""Reading and writing gridgeo workspaces (one GeoPackage per territory)."""
+
+from gridgeo.io.workspace import SCHEMA, read_workspace, validate_workspace, write_workspace
+
+__all__ = ["SCHEMA", "read_workspace", "validate_workspace", "write_workspace"]
