@@ -13,7 +13,7 @@ import click
 
 from gridgeo import __version__
 
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("gridgeo.cli.demo",)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
