@@ -358,7 +358,7 @@ def _lonlat_center(data: Any, crs: Any | None) -> tuple[float, float]:
         x0, y0, x1, y1 = data.total_bounds
     elif isinstance(data, shapely.Geometry):
         src = crs if crs is not None else "wgs84"
-        x0, y0, x1, y1 = data.bounds
+        x0, y0, x1, y1 = shapely.bounds(data)
     else:
         src = crs if crs is not None else "wgs84"
         x0, y0, x1, y1 = (float(v) for v in data)

@@ -235,9 +235,10 @@ def _check_layer(
 
 def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     """Keep the polygonal part of a repaired geometry (make_valid may add lines)."""
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
+    polygonal = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
+    if shapely.get_type_id(geom) in polygonal:
         return geom
-    parts = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+    parts = [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) in polygonal]
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
