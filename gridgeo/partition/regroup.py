@@ -1,0 +1,447 @@
+"""Merge grids into ``k`` contiguous groups that minimise the heaviest workload.
+
+This is the planner's 60 basic grids → 17 business grids → 11 step (基础网格 →
+业务网格): every group is a connected union of whole grids (rook adjacency, a
+shared boundary longer than 0 m), optionally never crossing a community or town
+(``within``), and the heaviest group's workload is as small as possible.
+
+Small problems (up to :data:`EXACT_MAX_UNITS` grids) are solved exactly by a
+mixed-integer program (HiGHS) with flow-based contiguity constraints; larger ones by
+region growing followed by seeded local search (boundary moves and merge–split
+moves that keep every group connected). The result always says how far it may be
+from the optimum (``attrs["lower_bound"]``, ``attrs["gap"]``).
+
+Examples
+--------
+>>> import geopandas as gpd, shapely
+>>> grids = gpd.GeoDataFrame(
+...     {"code": ["a", "b", "c", "d"], "households": [300, 200, 250, 250]},
+...     geometry=[shapely.box(i, 0, i + 1, 1) for i in range(4)], crs="EPSG:4549")
+>>> groups = regroup(grids, 2)
+>>> groups[["code", "members", "weight"]].values.tolist()
+[['G01', ('a', 'b'), 500.0], ['G02', ('c', 'd'), 500.0]]
+>>> groups.attrs["optimal"], groups.attrs["assignment"].tolist()
+(True, ['G01', 'G01', 'G02', 'G02'])
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import time
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
+
+from gridgeo.errors import CRSError, InfeasibleError, InputError
+from gridgeo.geom import adjacency, area_km2
+from gridgeo.partition._mip import solve_minmax
+from gridgeo.partition._search import component_bound, search
+
+__all__ = ["EXACT_MAX_UNITS", "plan_diff", "regroup"]
+
+log = logging.getLogger(__name__)
+
+EXACT_MAX_UNITS = 24
+"""With ``method="auto"``, problems with at most this many grids are solved exactly."""
+
+_DEFAULT_MIP_SECONDS = 60.0
+_METHODS = ("auto", "exact", "heuristic")
+
+
+def _rng(seed: int | np.random.Generator) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.default_rng(int(seed))
+    raise InputError(f"seed was {seed!r}; pass an int or a numpy.random.Generator")
+
+
+def _weights(
+    grids: gpd.GeoDataFrame, weight: str | Mapping[str, float]
+) -> tuple[NDArray[np.float64], pd.DataFrame]:
+    """Composite workload per grid and the individual columns it is made of."""
+    spec = {weight: 1.0} if isinstance(weight, str) else dict(weight)
+    if not spec:
+        raise InputError("weight is an empty dict; give a column name or {column: coefficient}")
+    parts = {}
+    for col, coef in spec.items():
+        if not isinstance(coef, numbers.Real) or not np.isfinite(coef) or coef < 0:
+            raise InputError(
+                f"weight coefficient for {col!r} was {coef!r}; use a finite number >= 0"
+            )
+        if col in grids.columns:
+            values = grids[col]
+        elif col == "area_km2":
+            values = pd.Series(area_km2(grids), index=grids.index)
+        else:
+            allowed = [c for c in grids.columns if c != grids.geometry.name]
+            raise InputError(
+                f"weight column {col!r} is missing from the grids; columns are {allowed} "
+                "(the special name 'area_km2' is computed when absent)"
+            )
+        if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
+            raise InputError(f"weight column {col!r} has dtype {values.dtype}; it must be numeric")
+        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(arr) | (arr < 0)
+        if bad.any():
+            rows = list(grids.index[bad][:5])
+            raise InputError(
+                f"weight column {col!r} has {int(bad.sum())} NaN, infinite or negative values "
+                f"(rows {rows}, e.g. {arr[bad][0]!r}); fill them with a count >= 0"
+            )
+        parts[col] = arr
+    w = sum(float(spec[c]) * parts[c] for c in spec)
+    return np.asarray(w, dtype=np.float64), pd.DataFrame(parts, index=grids.index)
+
+
+def _check(grids: gpd.GeoDataFrame, k: int, key: str, within: str | None) -> None:
+    if not isinstance(grids, gpd.GeoDataFrame):
+        raise InputError(f"grids must be a GeoDataFrame, not {type(grids).__name__}")
+    if grids.crs is None:
+        raise CRSError("the grids have no CRS; set one, e.g. grids.set_crs('EPSG:4490')")
+    if key not in grids.columns:
+        raise InputError(f"key column {key!r} is missing from the grids; pass key=<code column>")
+    dup = grids[key][grids[key].duplicated(keep=False)]
+    if len(dup):
+        raise InputError(
+            f"grid codes in {key!r} must be unique; duplicated: {sorted(map(str, set(dup)))[:5]}"
+        )
+    if grids[key].isna().any():
+        rows = list(grids.index[grids[key].isna()][:5])
+        raise InputError(f"key column {key!r} has missing codes at rows {rows}")
+    empty = grids.geometry.isna() | grids.geometry.is_empty
+    if empty.any():
+        codes = list(grids.loc[empty, key][:5])
+        raise InputError(f"grids {codes} have no geometry; every grid needs a polygon")
+    n = len(grids)
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
+        raise InputError(f"k was {k!r}; it must be an integer from 1 to the {n} grids")
+    if within is not None:
+        if within not in grids.columns:
+            raise InputError(f"within column {within!r} is missing from the grids")
+        if grids[within].isna().any():
+            rows = list(grids.index[grids[within].isna()][:5])
+            raise InputError(f"within column {within!r} is empty at rows {rows}; fill it")
+
+
+def _graph(grids: gpd.GeoDataFrame, within: str | None) -> sp.csr_matrix:
+    """Boolean rook adjacency, with edges across ``within`` classes removed."""
+    a = adjacency(grids).tocoo()
+    keep = a.data > 0
+    r, c = a.row[keep], a.col[keep]
+    if within is not None:
+        cls = grids[within].to_numpy()
+        same = cls[r] == cls[c]
+        r, c = r[same], c[same]
+    n = len(grids)
+    return sp.csr_matrix((np.ones(len(r), dtype=bool), (r, c)), shape=(n, n))
+
+
+def _feasibility(
+    grids: gpd.GeoDataFrame, comps: NDArray[np.int64], k: int, key: str, within: str | None
+) -> None:
+    n_comp = int(comps.max()) + 1
+    if k >= n_comp:
+        return
+    codes = grids[key].astype(str).to_numpy()
+    if within is None:
+        examples = [codes[comps == c][0] for c in range(min(n_comp, 5))]
+        raise InfeasibleError(
+            f"the grids form {n_comp} disconnected pieces (e.g. containing grids {examples}), "
+            f"so k={k} contiguous groups are impossible; use k >= {n_comp} or fix the gaps"
+        )
+    cls = grids[within].to_numpy()
+    n_cls = len(pd.unique(cls))
+    if k < n_cls:
+        raise InfeasibleError(
+            f"k={k} is less than the {n_cls} distinct values of {within!r}; groups never "
+            f"cross {within!r}, so k must be >= {n_cls}"
+        )
+    split = []
+    for value in pd.unique(cls):
+        m = len(np.unique(comps[cls == value]))
+        if m > 1:
+            split.append(f"{value} ({m} parts)")
+    raise InfeasibleError(
+        f"k={k} is too small: groups never cross {within!r} and must be contiguous, and "
+        f"{len(split)} value(s) of {within!r} are not contiguous: {', '.join(split[:5])}; "
+        f"at least {n_comp} groups are needed"
+    )
+
+
+def _group_codes(
+    grids: gpd.GeoDataFrame, labels: NDArray[np.int64], key: str, within: str | None
+) -> NDArray[np.object_]:
+    """``G01..Gk`` ordered by smallest member code, or ``<within value>-01`` per class."""
+    codes = grids[key].astype(str).to_numpy()
+    first = {g: min(codes[labels == g]) for g in np.unique(labels)}
+    names: dict[int, str] = {}
+    if within is None:
+        width = max(2, len(str(len(first))))
+        for s, g in enumerate(sorted(first, key=lambda g: first[g]), start=1):
+            names[g] = f"G{s:0{width}d}"
+    else:
+        cls = grids[within].astype(str).to_numpy()
+        by_cls: dict[str, list[int]] = {}
+        for g in first:
+            by_cls.setdefault(cls[labels == g][0], []).append(g)
+        for value, gs in by_cls.items():
+            width = max(2, len(str(len(gs))))
+            for s, g in enumerate(sorted(gs, key=lambda g: first[g]), start=1):
+                names[g] = f"{value}-{s:0{width}d}"
+    return np.array([names[int(g)] for g in labels], dtype=object)
+
+
+def regroup(
+    grids: gpd.GeoDataFrame,
+    k: int,
+    *,
+    weight: str | Mapping[str, float] = "households",
+    within: str | None = None,
+    key: str = "code",
+    seed: int | np.random.Generator = 0,
+    time_limit: float | None = None,
+    method: str = "auto",
+    progress: bool = False,
+) -> gpd.GeoDataFrame:
+    """Merge grids into ``k`` contiguous groups minimising the heaviest workload.
+
+    Parameters
+    ----------
+    grids
+        Polygons with a CRS and a column ``key`` of unique codes.
+    k
+        Number of groups, from 1 to ``len(grids)``.
+    weight
+        Workload of a grid: a numeric column name, or ``{column: coefficient}`` for a
+        composite workload such as ``{"households": 1, "incidents": 2, "area_km2": 50}``.
+        The special name ``"area_km2"`` is computed in the metric CRS of the data
+        (:func:`gridgeo.geom.area_km2`) when there is no such column.
+    within
+        Column (e.g. ``"community_code"``) whose classes groups never cross.
+    key
+        Column of unique grid codes.
+    seed
+        Seed of the local search and of HiGHS; same seed, same result (unless
+        ``time_limit`` cuts the search short).
+    time_limit
+        Seconds for the search; ``None`` gives the exact solver 60 s and the
+        heuristic its fixed number of iterations.
+    method
+        ``"exact"`` (HiGHS MIP), ``"heuristic"`` (local search) or ``"auto"``: exact
+        up to :data:`EXACT_MAX_UNITS` grids, heuristic beyond.
+    progress
+        Show a tqdm progress bar for the heuristic.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per group: ``code``, (the ``within`` value), ``members`` (sorted tuple of
+        grid codes), ``n_members``, ``weight`` (the workload), one summed column per
+        weight column, and the dissolved geometry in the input CRS. ``attrs`` holds
+        ``assignment`` (Series grid code → group code, in the input's row order),
+        ``optimal`` (True only when proven: by HiGHS, or by meeting the lower bound), ``lower_bound``, ``gap``
+        (``max/lower_bound - 1``) and ``method``.
+
+    Raises
+    ------
+    InputError
+        Bad ``k``, missing/non-numeric/NaN/negative weights, duplicate codes, unknown
+        ``method``.
+    CRSError
+        If the grids have no CRS.
+    InfeasibleError
+        If the adjacency graph (cut by ``within``) has more connected pieces than ``k``.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> grids = gpd.GeoDataFrame(
+    ...     {"code": ["a", "b", "c"], "households": [5, 1, 5], "town": ["t1", "t1", "t2"]},
+    ...     geometry=[shapely.box(i, 0, i + 1, 1) for i in range(3)], crs="EPSG:4549")
+    >>> g = regroup(grids, 2, within="town")
+    >>> g["code"].tolist(), g["weight"].tolist()
+    (['t1-01', 't2-01'], [6.0, 5.0])
+    """
+    _check(grids, k, key, within)
+    if method not in _METHODS:
+        raise InputError(f"method was {method!r}; expected one of {list(_METHODS)}")
+    if time_limit is not None and not (
+        isinstance(time_limit, numbers.Real) and time_limit > 0
+    ):
+        raise InputError(f"time_limit was {time_limit!r}; give seconds > 0 or None")
+    rng = _rng(seed)
+    w, parts = _weights(grids, weight)
+    t0 = time.monotonic()
+
+    graph = _graph(grids, within)
+    n_comp, comps = connected_components(graph, directed=False)
+    comps = comps.astype(np.int64)
+    _feasibility(grids, comps, k, key, within)
+    comp_weight = np.bincount(comps, weights=w, minlength=n_comp)
+    lower = component_bound(comp_weight, float(w.max()), k)
+
+    n = len(grids)
+    indptr, indices = graph.indptr, graph.indices
+    nbrs = [indices[indptr[i] : indptr[i + 1]].tolist() for i in range(n)]
+    exact = method == "exact" or (method == "auto" and n <= EXACT_MAX_UNITS)
+    iterations = 300 if exact else max(500, 20 * n)
+    deadline = None if time_limit is None else t0 + float(time_limit) * (0.2 if exact else 1.0)
+    labels = search(
+        nbrs,
+        w,
+        comps,
+        k,
+        rng=rng,
+        lower_bound=lower,
+        iterations=iterations,
+        deadline=deadline,
+        progress=progress,
+    )
+    best = float(np.bincount(labels, weights=w).max())
+    optimal = best <= lower * (1 + 1e-12)
+    if exact and not optimal:
+        budget = _DEFAULT_MIP_SECONDS if time_limit is None else time_limit - (time.monotonic() - t0)
+        res = solve_minmax(
+            graph,
+            w,
+            k,
+            lower_bound=lower,
+            time_limit=max(budget, 0.1),
+            seed=int(rng.integers(0, 2**31 - 1)),
+            start=labels,
+        )
+        lower = max(lower, res.bound)
+        optimal = res.optimal
+        if res.labels is not None and res.objective < best:
+            labels, best = res.labels, res.objective
+        log.info("regroup MIP: %s, heaviest %.6g, bound %.6g", res.status, best, lower)
+    if optimal:  # proven: by HiGHS, or the heaviest group meets the lower bound
+        lower = max(lower, best)
+
+    return _build(grids, labels, w, parts, key, within, lower, best, optimal, exact)
+
+
+def _build(
+    grids: gpd.GeoDataFrame,
+    labels: NDArray[np.int64],
+    w: NDArray[np.float64],
+    parts: pd.DataFrame,
+    key: str,
+    within: str | None,
+    lower: float,
+    best: float,
+    optimal: bool,
+    exact: bool,
+) -> gpd.GeoDataFrame:
+    names = _group_codes(grids, labels, key, within)
+    codes = grids[key].to_numpy()
+    frame = pd.DataFrame({"group": names, "_w": w}, index=grids.index)
+    frame = pd.concat([frame, parts.add_prefix("_p_")], axis=1)
+    order = sorted(set(names))
+    rows = []
+    for gname in order:
+        mask = names == gname
+        row: dict[str, object] = {"code": gname}
+        if within is not None:
+            row[within] = grids[within].to_numpy()[mask][0]
+        members = tuple(sorted(codes[mask].tolist()))
+        row["members"] = members
+        row["n_members"] = len(members)
+        row["weight"] = float(w[mask].sum())
+        for col in parts.columns:
+            if col not in row:
+                row[col] = parts[col].to_numpy()[mask].sum()
+        rows.append(row)
+    geometry = grids.geometry.groupby(names).agg(lambda s: s.union_all()).reindex(order)
+    out = gpd.GeoDataFrame(
+        pd.DataFrame(rows), geometry=gpd.GeoSeries(geometry.to_numpy(), crs=grids.crs)
+    )
+    out.attrs["assignment"] = pd.Series(
+        names, index=pd.Index(codes, name=key), name="group", dtype=object
+    )
+    out.attrs["optimal"] = bool(optimal)
+    out.attrs["lower_bound"] = float(lower)
+    out.attrs["gap"] = float(best / lower - 1.0) if lower > 0 else 0.0
+    out.attrs["method"] = "exact" if exact else "heuristic"
+    return out
+
+
+def plan_diff(
+    before: pd.Series, after: pd.Series, *, weights: pd.Series | None = None
+) -> pd.DataFrame:
+    """Which grids changed group between two plans, and how much workload moved.
+
+    Group codes of two plans need not share a vocabulary (``G01`` of a 17-group plan
+    is not ``G01`` of an 11-group plan), so each group of ``after`` is first matched
+    to the group of ``before`` it shares the most weight with (a one-to-one
+    assignment; unmatched new groups match nothing). A grid has *moved* when its
+    ``after`` group is not matched to its ``before`` group.
+
+    Parameters
+    ----------
+    before, after
+        Plans: Series indexed by grid code with the group code as value (e.g.
+        ``groups.attrs["assignment"]``).
+    weights
+        Series indexed by grid code (e.g. households); 1 per grid when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid code of either plan (none dropped), indexed by code, with
+        ``before``, ``after``, ``matched`` (the ``before`` group that ``after`` group
+        continues, or ``<NA>``), ``moved`` (bool) and ``weight``. ``attrs`` holds
+        ``n_moved`` and ``weight_moved``.
+
+    Raises
+    ------
+    InputError
+        If a plan has duplicate grid codes or ``weights`` lacks a grid.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2"})
+    >>> a = pd.Series({"a": "X", "b": "Y", "c": "Y"})
+    >>> d = plan_diff(b, a, weights=pd.Series({"a": 10, "b": 20, "c": 30}))
+    >>> d["moved"].tolist(), d.attrs["weight_moved"]
+    ([False, True, False], 20.0)
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    for name, plan in (("before", before), ("after", after)):
+        if plan.index.duplicated().any():
+            dup = sorted(map(str, plan.index[plan.index.duplicated()]))[:5]
+            raise InputError(f"plan {name!r} lists grids more than once: {dup}")
+    codes = before.index.union(after.index, sort=False)
+    out = pd.DataFrame(
+        {"before": before.reindex(codes), "after": after.reindex(codes)}, index=codes
+    ).astype(object)
+    if weights is None:
+        wt = pd.Series(1.0, index=codes)
+    else:
+        missing = codes.difference(weights.index)
+        if len(missing):
+            raise InputError(f"weights lack grids {sorted(map(str, missing))[:5]}")
+        wt = weights.reindex(codes).astype(float)
+    out["weight"] = wt.to_numpy()
+    both = out.dropna(subset=["before", "after"])
+    shared = both.groupby(["after", "before"])["weight"].sum().unstack(fill_value=0.0)
+    ri, ci = linear_sum_assignment(shared.to_numpy(), maximize=True)
+    match = dict(zip(shared.index[ri], shared.columns[ci]))
+    out["matched"] = pd.array([match.get(g, pd.NA) for g in out["after"]], dtype=object)
+    out["moved"] = [
+        not (pd.notna(b) and pd.notna(m) and b == m)
+        for b, m in zip(out["before"], out["matched"])
+    ]
+    out = out[["before", "after", "matched", "moved", "weight"]]
+    out.attrs["n_moved"] = int(out["moved"].sum())
+    out.attrs["weight_moved"] = float(out.loc[out["moved"], "weight"].sum())
+    return out
