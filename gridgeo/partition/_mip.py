@@ -195,14 +195,14 @@ def solve_minmax(
                 sol[x_of[(int(i), j)]] = 1.0
         # a feasible flow: along a BFS tree of each group, flow = subtree size
         for g in np.unique(start):
-            members = set(np.flatnonzero(start == g).tolist())
-            j = min(members)
+            group = set(np.flatnonzero(start == g).tolist())
+            j = min(group)
             parent = {j: -1}
             order = [j]
             for u in order:
-                for v in nbrs[u]:
-                    v = int(v)
-                    if v in members and v not in parent:
+                for vv in nbrs[u]:
+                    v = int(vv)
+                    if v in group and v not in parent:
                         parent[v] = u
                         order.append(v)
             size = dict.fromkeys(order, 1)

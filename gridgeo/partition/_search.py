@@ -175,9 +175,13 @@ def descend(st: _State, nbrs: list[list[int]]) -> None:
                     continue
                 for b in {int(st.labels[v]) for v in nbrs[u]} - {a}:
                     after = st.gw[b] + w[u]
-                    if after < st.gw[a] and (best is None or (after, u, b) < best):
-                        if _connected(st.members[a] - {u}, nbrs):
-                            best = (max(after, st.gw[a] - w[u]), u, b)
+                    score = max(after, st.gw[a] - w[u])
+                    if (
+                        after < st.gw[a]
+                        and (best is None or (score, u, b) < best)
+                        and _connected(st.members[a] - {u}, nbrs)
+                    ):
+                        best = (score, u, b)
             if best is not None:
                 st.move(best[1], best[2])
                 improved = True
@@ -278,8 +282,8 @@ def search(
 ) -> NDArray[np.int64]:
     """Iterated local search; returns labels ``0..k-1`` of a contiguous partition."""
     n_comp = int(comps.max()) + 1
-    comp_weight = np.bincount(comps, weights=w, minlength=n_comp)
-    comp_size = np.bincount(comps, minlength=n_comp)
+    comp_weight = np.bincount(comps, weights=w, minlength=n_comp).astype(np.float64)
+    comp_size = np.bincount(comps, minlength=n_comp).astype(np.int64)
     kc = allocate(comp_weight, comp_size, k)
     st = _State(grow(nbrs, w, comps, kc, rng), w, k)
     descend(st, nbrs)
@@ -296,9 +300,7 @@ def search(
             log.info("regroup search stopped by the time limit after %d iterations", i)
             break
         st = _State(best_labels, w, k)
-        if i % 3 == 2:
-            _kick(st, nbrs, rng, moves=max(2, len(w) // 10))
-        elif not _merge_split(st, nbrs, rng):
+        if i % 3 == 2 or not _merge_split(st, nbrs, rng):
             _kick(st, nbrs, rng, moves=max(2, len(w) // 10))
         descend(st, nbrs)
         if st.key() < best_key:

@@ -69,7 +69,7 @@ def _weights(
     spec = {weight: 1.0} if isinstance(weight, str) else dict(weight)
     if not spec:
         raise InputError("weight is an empty dict; give a column name or {column: coefficient}")
-    parts = {}
+    parts: dict[str, NDArray[np.float64]] = {}
     for col, coef in spec.items():
         if not isinstance(coef, numbers.Real) or not np.isfinite(coef) or coef < 0:
             raise InputError(
@@ -246,8 +246,8 @@ def regroup(
         grid codes), ``n_members``, ``weight`` (the workload), one summed column per
         weight column, and the dissolved geometry in the input CRS. ``attrs`` holds
         ``assignment`` (Series grid code → group code, in the input's row order),
-        ``optimal`` (True only when proven: by HiGHS, or by meeting the lower bound), ``lower_bound``, ``gap``
-        (``max/lower_bound - 1``) and ``method``.
+        ``optimal`` (True only when proven: by HiGHS, or by meeting the lower bound),
+        ``lower_bound``, ``gap`` (``max/lower_bound - 1``) and ``method``.
 
     Raises
     ------
@@ -272,9 +272,7 @@ def regroup(
     _check(grids, k, key, within)
     if method not in _METHODS:
         raise InputError(f"method was {method!r}; expected one of {list(_METHODS)}")
-    if time_limit is not None and not (
-        isinstance(time_limit, numbers.Real) and time_limit > 0
-    ):
+    if time_limit is not None and not (isinstance(time_limit, numbers.Real) and time_limit > 0):
         raise InputError(f"time_limit was {time_limit!r}; give seconds > 0 or None")
     rng = _rng(seed)
     w, parts = _weights(grids, weight)
@@ -284,7 +282,7 @@ def regroup(
     n_comp, comps = connected_components(graph, directed=False)
     comps = comps.astype(np.int64)
     _feasibility(grids, comps, k, key, within)
-    comp_weight = np.bincount(comps, weights=w, minlength=n_comp)
+    comp_weight = np.bincount(comps, weights=w, minlength=n_comp).astype(np.float64)
     lower = component_bound(comp_weight, float(w.max()), k)
 
     n = len(grids)
@@ -307,7 +305,9 @@ def regroup(
     best = float(np.bincount(labels, weights=w).max())
     optimal = best <= lower * (1 + 1e-12)
     if exact and not optimal:
-        budget = _DEFAULT_MIP_SECONDS if time_limit is None else time_limit - (time.monotonic() - t0)
+        budget = (
+            _DEFAULT_MIP_SECONDS if time_limit is None else time_limit - (time.monotonic() - t0)
+        )
         res = solve_minmax(
             graph,
             w,
@@ -433,13 +433,12 @@ def plan_diff(
         wt = weights.reindex(codes).astype(float)
     out["weight"] = wt.to_numpy()
     both = out.dropna(subset=["before", "after"])
-    shared = both.groupby(["after", "before"])["weight"].sum().unstack(fill_value=0.0)
+    shared = both.groupby(["after", "before"])["weight"].sum().unstack(fill_value=0)
     ri, ci = linear_sum_assignment(shared.to_numpy(), maximize=True)
     match = dict(zip(shared.index[ri], shared.columns[ci]))
     out["matched"] = pd.array([match.get(g, pd.NA) for g in out["after"]], dtype=object)
     out["moved"] = [
-        not (pd.notna(b) and pd.notna(m) and b == m)
-        for b, m in zip(out["before"], out["matched"])
+        not (pd.notna(b) and pd.notna(m) and b == m) for b, m in zip(out["before"], out["matched"])
     ]
     out = out[["before", "after", "matched", "moved", "weight"]]
     out.attrs["n_moved"] = int(out["moved"].sum())
