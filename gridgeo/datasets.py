@@ -100,6 +100,13 @@ def _frame(data: dict[str, Any], geoms: Any) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(data, geometry=geometry.values, crs=CRS)
 
 
+def _ids(prefix: str, n: int, width: int) -> pd.Series:
+    """``prefix`` + 1-based zero-padded serials, e.g. ``B000001``."""
+    if n == 0:
+        return pd.Series([], dtype="str")
+    return _str(np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), width)))
+
+
 def _str(values: Any) -> pd.Series:
     return pd.Series(np.asarray(values, dtype=object), dtype="str")
 
@@ -192,7 +199,7 @@ def _people_layers(
     n = len(b.xy)
     buildings = _frame(
         {
-            "id": _str(np.char.add("B", np.char.zfill(np.arange(1, n + 1).astype(str), 6))),
+            "id": _ids("B", n, 6),
             "households": b.households,
             "population": b.population,
             "community_code": _str(comm_code[b.community]),
@@ -209,7 +216,7 @@ def _people_layers(
     mcomm[mi[first]] = comm_code[mj[first]]
     markets = _frame(
         {
-            "id": _str(np.char.add("M", np.char.zfill(np.arange(1, nm + 1).astype(str), 6))),
+            "id": _ids("M", nm, 6),
             "name": _str(m.name),
             "kind": _str(m.kind),
             "community_code": pd.Series(mcomm, dtype="str"),
@@ -224,11 +231,10 @@ def _incident_layer(inc: Incidents) -> gpd.GeoDataFrame:
     lon, lat = xy_to_lonlat(inc.xy[:, 0], inc.xy[:, 1])
     lng, glat = from_wgs84(lon, lat, "gcj02")
     width = max(7, len(str(n)))
-    ids = np.char.add("E", np.char.zfill(np.arange(1, n + 1).astype(str), width))
     category = pd.Series(inc.category, dtype="str")
     return gpd.GeoDataFrame(
         {
-            "id": _str(ids),
+            "id": _ids("E", n, width),
             "category": category,
             "department": category.map(CATEGORY_DEPARTMENT).astype("str"),
             "reported_at": pd.Series(inc.reported_at, dtype="datetime64[ns]"),
