@@ -39,7 +39,7 @@ M_PER_DEG_LAT = 110_779.0
 
 #: Precision (m) to which partition edges are noded: no two vertices closer, so the
 #: affine map to degrees cannot fold a face.
-GRID_M = 1e-3
+GRID_M = 1e-6
 
 Array = NDArray[np.float64]
 
