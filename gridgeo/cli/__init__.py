@@ -13,7 +13,7 @@ import click
 
 from gridgeo import __version__
 
-_COMMAND_MODULES: tuple[str, ...] = ("gridgeo.cli.demo",)
+_COMMAND_MODULES: tuple[str, ...] = ("gridgeo.cli.demo", "gridgeo.cli.regroup")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

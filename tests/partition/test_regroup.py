@@ -338,3 +338,58 @@ def test_product_of_brute_force_helper_is_checked():
     # the brute-force helper itself: a 1×3 strip [1, 2, 3] into 2 → {1,2}|{3} → 3
     assert brute_force_minmax(lattice(1, 3, [1, 2, 3]), 2) == 3.0
     assert list(itertools.islice(iter(lattice(1, 3)["code"]), 1)) == ["g00"]
+
+
+# --- CLI (gridgeo/cli/regroup.py) ---------------------------------------------------------
+
+
+def test_cli_regroup_writes_groups_and_assignment(tmp_path, tiny_workspace):
+    import pyogrio
+    from click.testing import CliRunner
+
+    from gridgeo.cli import main
+
+    src = tmp_path / "tiny.gpkg"
+    tiny_workspace["grids"].to_file(src, layer="grids", driver="GPKG")
+    out = tmp_path / "out.gpkg"
+    args = ["regroup", str(src), "-k", "4", "--weight", "households=1,population=0.5"]
+    result = CliRunner().invoke(main, [*args, "--within", "community_code", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "8 grids → 4 groups" in result.output
+    assert "proven optimal" in result.output
+    assert sorted(name for name, _ in pyogrio.list_layers(out)) == ["assignment", "groups"]
+    groups = gpd.read_file(out, layer="groups")
+    assignment = gpd.read_file(out, layer="assignment")
+    grids = tiny_workspace["grids"]
+    assert len(groups) == 4 and len(assignment) == len(grids)
+    # each community is one group: 2 grids, weight = households + population / 2
+    expected = grids.groupby("community_code").apply(
+        lambda d: d["households"].sum() + d["population"].sum() / 2, include_groups=False
+    )
+    got = groups.set_index("community_code")["weight"]
+    assert got.sort_index().tolist() == pytest.approx(expected.sort_index().tolist())
+    for row in groups.itertuples():
+        members = row.members.split(",")
+        assert set(assignment.loc[assignment["code"].isin(members), "group"]) == {row.code}
+
+
+def test_cli_regroup_errors(tmp_path, tiny_workspace):
+    from click.testing import CliRunner
+
+    from gridgeo.cli import main
+
+    src = tmp_path / "tiny.gpkg"
+    tiny_workspace["grids"].to_file(src, layer="grids", driver="GPKG")
+    out = str(tmp_path / "out.gpkg")
+    runner = CliRunner()
+    res = runner.invoke(main, ["regroup", str(src), "-k", "9", "-o", out])
+    assert res.exit_code == 1
+    assert "InputError: k was 9" in res.output
+    res = runner.invoke(main, ["regroup", str(src), "-k", "2", "--layer", "nope", "-o", out])
+    assert res.exit_code == 2
+    assert "layer 'nope' is not in" in res.output
+    res = runner.invoke(
+        main, ["regroup", str(src), "-k", "2", "--weight", "households=x", "-o", out]
+    )
+    assert res.exit_code == 2
+    assert "'households=x' is not column=number" in res.output
