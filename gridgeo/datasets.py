@@ -267,7 +267,8 @@ def _beat_layer(
     geoms = np.asarray(beats, dtype=object)
     xy = shapely.get_coordinates(shapely.point_on_surface(geoms))
     order = np.argsort(reading_order(xy[:, 0], xy[:, 1]))
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for i in order:
         town = comm_town_name[int(b.community[seed_bld[i]])]
         seen[town] = seen.get(town, 0) + 1

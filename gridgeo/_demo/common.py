@@ -16,6 +16,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 __all__ = [
     "LAT0",
@@ -148,7 +149,7 @@ def snap_to_points(centres: Array, points: Array) -> NDArray[np.intp]:
 
 
 def sample_in(
-    polygon: shapely.Geometry, n: int, rng: np.random.Generator, *, max_rounds: int = 200
+    polygon: BaseGeometry, n: int, rng: np.random.Generator, *, max_rounds: int = 200
 ) -> Array:
     """``n`` uniform random points inside ``polygon`` (rejection sampling), shape (n, 2).
 
@@ -207,11 +208,11 @@ def reading_order(x: Array, y: Array) -> NDArray[np.intp]:
 
 
 def partition(
-    region: shapely.Geometry,
-    lines: Sequence[shapely.Geometry],
+    region: BaseGeometry,
+    lines: Sequence[BaseGeometry],
     label: Callable[[Array], NDArray[np.intp]],
     n_labels: int,
-) -> list[shapely.Geometry]:
+) -> list[BaseGeometry]:
     """Cut ``region`` by ``lines`` into faces, label them, and merge faces per label.
 
     The region's boundary and all lines are noded together and polygonized, so
@@ -236,7 +237,7 @@ def partition(
 
 
 def cut_faces(
-    region: shapely.Geometry, lines: Sequence[shapely.Geometry]
+    region: BaseGeometry, lines: Sequence[BaseGeometry]
 ) -> tuple[NDArray[np.object_], Array]:
     """Faces of ``region`` cut by ``lines`` (noded, polygonized) and a point inside each.
 
@@ -262,7 +263,7 @@ def cut_faces(
 
 def merge_faces(
     faces: NDArray[np.object_], labels: NDArray[np.intp], n_labels: int
-) -> list[shapely.Geometry]:
+) -> list[BaseGeometry]:
     """Coverage union of the faces of each label ``0..n_labels-1`` (empty Polygon if none).
 
     Examples
@@ -275,7 +276,7 @@ def merge_faces(
     order = np.argsort(labels, kind="stable")
     labels, faces = labels[order], faces[order]
     starts = np.searchsorted(labels, np.arange(n_labels + 1))
-    out = []
+    out: list[BaseGeometry] = []
     for i in range(n_labels):
         group = faces[starts[i] : starts[i + 1]]
         if len(group) == 0:

@@ -20,6 +20,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 from gridgeo._demo.common import cut_faces, kmeans, merge_faces, reading_order, snap_to_points
 from gridgeo._demo.people import Buildings
@@ -37,12 +38,12 @@ N_GRIDS = 60
 class Hierarchy:
     """Exactly nested polygons (local metres) and the building → grid map."""
 
-    grids: list[shapely.Geometry]
+    grids: list[BaseGeometry]
     grid_community: NDArray[np.intp]
     grid_serial: NDArray[np.intp]  # 1-based, reading order within the community
-    communities: list[shapely.Geometry]
-    towns: list[shapely.Geometry]
-    county: shapely.Geometry
+    communities: list[BaseGeometry]
+    towns: list[BaseGeometry]
+    county: BaseGeometry
     building_grid: NDArray[np.intp]
 
 
@@ -89,7 +90,7 @@ def build_grids(t: Territory, b: Buildings, rng: np.random.Generator, scale: flo
     k = np.minimum(allocate(hh_comm.astype(np.int64), max(n_comm, round(N_GRIDS * scale))), n_bld)
     offset = np.concatenate([[0], np.cumsum(k)])
     centres: list[NDArray[np.float64]] = []
-    lines: list[shapely.Geometry] = [shapely.boundary(c) for c in t.communities]
+    lines: list[BaseGeometry] = [shapely.boundary(c) for c in t.communities]
     for c in range(n_comm):
         mine = b.community == c
         cen = _grid_centres(b.xy[mine], b.households[mine], int(k[c]), rng)
@@ -115,7 +116,7 @@ def build_grids(t: Territory, b: Buildings, rng: np.random.Generator, scale: flo
     face_comm[i] = j
     lost = face_comm < 0
     if lost.any():
-        face_comm[lost] = comm_tree.query_nearest(pts[lost], all_matches=False)[1]
+        face_comm[lost] = comm_tree.query_nearest(np.asarray(pts)[lost], all_matches=False)[1]
     face_grid = np.empty(len(faces), dtype=np.intp)
     for c in range(n_comm):
         mine = face_comm == c
@@ -145,7 +146,7 @@ def build_grids(t: Territory, b: Buildings, rng: np.random.Generator, scale: flo
     building_grid[bi[first]] = bj[first]
     lost = building_grid < 0
     if lost.any():
-        building_grid[lost] = grid_tree.query_nearest(bpts[lost], all_matches=False)[1]
+        building_grid[lost] = grid_tree.query_nearest(np.asarray(bpts)[lost], all_matches=False)[1]
     moved = grid_comm[building_grid] != b.community
     if moved.any():
         log.warning("%d demo buildings fell on a community edge and were reassigned", moved.sum())

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
 
 from gridgeo._demo.people import Buildings, Markets
 from gridgeo._demo.territory import Territory
@@ -125,7 +126,7 @@ def _segments(lines: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDArray[
 
 
 def _on_streets(
-    t: Territory, county: shapely.Geometry, n: int, rng: np.random.Generator
+    t: Territory, county: BaseGeometry, n: int, rng: np.random.Generator
 ) -> NDArray[np.float64]:
     inner = shapely.buffer(county, -60.0)
     roads = shapely.intersection(np.asarray(t.roads, dtype=object), inner)
@@ -141,7 +142,7 @@ def _on_streets(
     return a[pick] + f * d[pick] + normal * rng.uniform(-8.0, 8.0, n)[:, None]
 
 
-def _outside(county: shapely.Geometry, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
+def _outside(county: BaseGeometry, n: int, rng: np.random.Generator) -> NDArray[np.float64]:
     """``n`` points 5-40 m outside the county line (GPS error at the edge)."""
     ring = shapely.get_exterior_ring(max(shapely.get_parts(county), key=lambda g: g.area))
     got: list[NDArray[np.float64]] = []
@@ -164,7 +165,7 @@ def _outside(county: shapely.Geometry, n: int, rng: np.random.Generator) -> NDAr
 
 def build_incidents(
     t: Territory,
-    county: shapely.Geometry,
+    county: BaseGeometry,
     b: Buildings,
     m: Markets,
     n: int,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
 
 from gridgeo._demo.common import sample_in
 from gridgeo._demo.names import shop_names
@@ -106,16 +107,16 @@ def build_buildings(t: Territory, rng: np.random.Generator, scale: float) -> Bui
     )
     n_houses = _split(round(N_RURAL_HOUSES * scale), weights, 12, rng)
     hamlet_parts = []
-    for c, n in zip(rural, n_houses):
+    for c, n_h in zip(rural.tolist(), n_houses.tolist()):
         village = t.communities[c]
-        core = shapely.buffer(village, -150.0)
+        core: BaseGeometry = shapely.buffer(village, -150.0)
         if core.is_empty or core.area < 0.05 * village.area:
             core = village
-        n_hamlets = max(1, round(n / 25 * rng.uniform(0.7, 1.3)))
+        n_hamlets = max(1, round(n_h / 25 * rng.uniform(0.7, 1.3)))
         centres = sample_in(core, n_hamlets, rng)
-        which = rng.choice(n_hamlets, size=int(n), p=rng.dirichlet(np.full(n_hamlets, 2.0)))
+        which = rng.choice(n_hamlets, size=int(n_h), p=rng.dirichlet(np.full(n_hamlets, 2.0)))
         sigma = rng.uniform(40.0, 90.0, n_hamlets)[which]
-        pts = centres[which] + rng.normal(0.0, 1.0, (int(n), 2)) * sigma[:, None]
+        pts = centres[which] + rng.normal(0.0, 1.0, (int(n_h), 2)) * sigma[:, None]
         shapely.prepare(village)
         for _ in range(10):
             out = ~shapely.contains_xy(village, pts[:, 0], pts[:, 1])
@@ -127,9 +128,9 @@ def build_buildings(t: Territory, rng: np.random.Generator, scale: float) -> Bui
         out = ~shapely.contains_xy(village, pts[:, 0], pts[:, 1])
         pts[out] = centres[which[out]]
         xy_parts.append(pts)
-        hh_parts.append(rng.choice([1, 2], size=int(n), p=[0.65, 0.35]).astype(np.int64))
-        kind_parts.append(np.full(int(n), "house"))
-        comm_parts.append(np.full(int(n), c, dtype=np.intp))
+        hh_parts.append(rng.choice([1, 2], size=int(n_h), p=[0.65, 0.35]).astype(np.int64))
+        kind_parts.append(np.full(int(n_h), "house"))
+        comm_parts.append(np.full(int(n_h), c, dtype=np.intp))
         hamlet_parts.append(centres)
     xy = np.concatenate(xy_parts)
     hh = np.concatenate(hh_parts)

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 from gridgeo._demo.common import kmeans, partition, sample_in, snap_to_points
 
@@ -43,11 +44,11 @@ class Territory:
     urban_radius: float
     blocks: NDArray[np.object_]  # quads of the seat's street grid inside the urban area
     block_community: NDArray[np.intp]  # urban community index of each block
-    urban_area: shapely.Geometry
+    urban_area: BaseGeometry
     streets: NDArray[np.object_]  # secondary streets of the seat (lines)
     roads: list[shapely.LineString]  # main roads, running past the outline
     river: shapely.LineString
-    communities: list[shapely.Geometry]
+    communities: list[BaseGeometry]
     n_urban: int
     n_rural: int
     town_of: NDArray[np.intp]  # town index of each community
@@ -134,7 +135,7 @@ def _river(
 
 
 def group_contiguous(
-    comms: list[shapely.Geometry], members: NDArray[np.intp], k: int, rng: np.random.Generator
+    comms: list[BaseGeometry], members: NDArray[np.intp], k: int, rng: np.random.Generator
 ) -> NDArray[np.intp]:
     """Group polygons ``comms[members]`` into ``k`` contiguous groups (multi-source paths).
 
@@ -210,8 +211,10 @@ def build_territory(rng: np.random.Generator, scale: float) -> Territory:
     n_urban = min(n_urban, len(blocks))
     _, block_comm = kmeans(bxy, n_urban, rng)
 
-    streets_all = shapely.linestrings(np.concatenate([nodes, nodes.transpose(1, 0, 2)]))
-    streets = shapely.intersection(streets_all, shapely.buffer(urban, 1.0))
+    streets_all = np.asarray(
+        shapely.linestrings(np.concatenate([nodes, nodes.transpose(1, 0, 2)])), dtype=object
+    )
+    streets = np.asarray(shapely.intersection(streets_all, shapely.buffer(urban, 1.0)))
     streets = streets[~shapely.is_empty(streets)]
     roads = _roads(rng, nodes, angle, 1.6 * radius)
     river = _river(rng, centre, 1.25 * urban_r + 150, 2.0 * radius)
@@ -235,7 +238,7 @@ def build_territory(rng: np.random.Generator, scale: float) -> Territory:
     clearance = np.minimum(clearance, 0.3 * shapely.distance(shapely.points(seeds), urban))
     candidates = np.flatnonzero(clearance > 150.0)
     n_enclaves = min(len(candidates), max(1, round(scale)))
-    hosts = rng.choice(candidates, size=n_enclaves, replace=False) if n_enclaves else []
+    hosts = rng.choice(candidates, size=n_enclaves, replace=False)
     discs = [
         shapely.Point(seeds[h]).buffer(min(float(clearance[h]), 450.0), quad_segs=6) for h in hosts
     ]

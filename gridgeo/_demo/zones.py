@@ -16,6 +16,7 @@ import shapely.affinity
 import shapely.ops
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 from gridgeo._demo.common import cut_faces, kmeans, merge_faces, partition, snap_to_points
 from gridgeo._demo.grids import Hierarchy
@@ -46,7 +47,7 @@ class Zones:
     department: list[str]
     code: list[str]
     name: list[str]
-    geometry: list[shapely.Geometry]
+    geometry: list[BaseGeometry]
     extra: dict[str, list]
 
 
@@ -54,7 +55,7 @@ def _codes(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i + 1:02d}" for i in range(n)]
 
 
-def _traffic_zones(t: Territory, h: Hierarchy) -> list[shapely.Geometry]:
+def _traffic_zones(t: Territory, h: Hierarchy) -> list[BaseGeometry]:
     """Zones cut by the main roads, a ring around the seat's core and ring roads."""
     core = shapely.Point(t.centre).buffer(0.6 * t.urban_radius, quad_segs=16).exterior
     x0, y0, x1, y1 = h.county.bounds
@@ -121,7 +122,7 @@ def build_zones(t: Territory, h: Hierarchy, rng: np.random.Generator, scale: flo
 
 def build_beats(
     h: Hierarchy, b: Buildings, rng: np.random.Generator, scale: float
-) -> tuple[list[shapely.Geometry], NDArray[np.intp]]:
+) -> tuple[list[BaseGeometry], NDArray[np.intp]]:
     """Police beats: Voronoi cells of population centres, clipped to the county.
 
     Returns the beat polygons and, for each, the building at its seed (to name it).
@@ -153,7 +154,7 @@ def build_beats(
 
 def build_exclusive(
     t: Territory, h: Hierarchy, rng: np.random.Generator, scale: float
-) -> tuple[list[shapely.Geometry], list[str], list[int]]:
+) -> tuple[list[BaseGeometry], list[str], list[int]]:
     """Schools and hospitals (whole street blocks, shrunk) and an industrial park.
 
     Returns polygons, kinds and the community index of each.
