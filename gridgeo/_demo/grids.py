@@ -70,8 +70,37 @@ def _grid_centres(
     return xy[snap_to_points(centres, xy)]
 
 
+def _block_grids(
+    blocks: NDArray[np.object_],
+    xy: NDArray[np.float64],
+    hh: NDArray[np.int64],
+    k: int,
+    rng: np.random.Generator,
+) -> NDArray[np.intp] | None:
+    """Grid (0..k-1) of each street block: household-weighted k-means of block centres.
+
+    So urban grids are unions of whole blocks and their edges run along streets.
+    ``None`` when fewer than ``k`` blocks are inhabited or a grid would get no block.
+    """
+    i, j = shapely.STRtree(blocks).query(shapely.points(xy), predicate="within")
+    block_hh = np.bincount(j, weights=hh[i], minlength=len(blocks))
+    full = np.flatnonzero(block_hh > 0)
+    if len(full) < k:
+        return None
+    cxy = shapely.get_coordinates(shapely.centroid(blocks))
+    centres, _ = kmeans(cxy[full], k, rng, weights=block_hh[full])
+    _, label = cKDTree(centres).query(cxy)
+    if len(np.unique(label[full])) < k:
+        return None
+    return np.asarray(label, dtype=np.intp)
+
+
 def build_grids(t: Territory, b: Buildings, rng: np.random.Generator, scale: float) -> Hierarchy:
-    """Cut each community into grids (Voronoi cells of household centres), exactly.
+    """Cut each community into grids, exactly.
+
+    In the seat a grid is a union of whole street blocks (household-weighted
+    k-means of the blocks); in villages, and as a fallback, the Voronoi cells of
+    household-weighted centres (snapped to buildings) cut the community.
 
     Examples
     --------
@@ -91,10 +120,18 @@ def build_grids(t: Territory, b: Buildings, rng: np.random.Generator, scale: flo
     offset = np.concatenate([[0], np.cumsum(k)])
     centres: list[NDArray[np.float64]] = []
     lines: list[BaseGeometry] = [shapely.boundary(c) for c in t.communities]
+    by_block: dict[int, tuple[shapely.STRtree, NDArray[np.intp]]] = {}
     for c in range(n_comm):
         mine = b.community == c
         cen = _grid_centres(b.xy[mine], b.households[mine], int(k[c]), rng)
         centres.append(cen)
+        if k[c] > 1 and c < t.n_urban:
+            blocks = t.blocks[t.block_community == c]
+            label = _block_grids(blocks, b.xy[mine], b.households[mine], int(k[c]), rng)
+            if label is not None:
+                by_block[c] = (shapely.STRtree(blocks), label)
+                lines.extend(shapely.boundary(blocks))
+                continue
         if k[c] > 1:
             comm = t.communities[c]
             cells = shapely.get_parts(
@@ -120,8 +157,14 @@ def build_grids(t: Territory, b: Buildings, rng: np.random.Generator, scale: flo
     face_grid = np.empty(len(faces), dtype=np.intp)
     for c in range(n_comm):
         mine = face_comm == c
-        if mine.any():
-            face_grid[mine] = offset[c] + cKDTree(centres[c]).query(xy[mine])[1]
+        if not mine.any():
+            continue
+        face_grid[mine] = offset[c] + cKDTree(centres[c]).query(xy[mine])[1]
+        if c in by_block:
+            tree, label = by_block[c]
+            idx = np.flatnonzero(mine)
+            fi, bi = tree.query(shapely.points(xy[idx]), predicate="within")
+            face_grid[idx[fi]] = offset[c] + label[bi]
     n_grids = int(offset[-1])
     grids = merge_faces(faces, face_grid, n_grids)
     communities = merge_faces(faces, face_comm, n_comm)

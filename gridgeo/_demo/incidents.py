@@ -100,7 +100,7 @@ def daily_weights(category: str) -> NDArray[np.float64]:
         i = int((np.datetime64(first, "D") - START).astype(int))
         holiday[i : i + days] = True
     week = np.where(holiday, 2.2 if category in _TRAFFIC else 0.6, week)
-    trend = 1.0 + 0.3 * day / N_DAYS
+    trend = 1.0 + 0.4 * day / N_DAYS
     return week * season * trend
 
 

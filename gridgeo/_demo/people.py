@@ -91,7 +91,7 @@ def build_buildings(t: Territory, rng: np.random.Generator, scale: float) -> Bui
         kinds = rng.choice(list(URBAN_KIND_P), size=len(pts), p=list(URBAN_KIND_P.values()))
         hh = np.where(
             kinds == "estate",
-            np.clip(np.round(rng.lognormal(np.log(430.0), 0.4, len(pts))), 250, 1800),
+            np.clip(np.round(rng.lognormal(np.log(460.0), 0.4, len(pts))), 250, 1800),
             np.where(
                 kinds == "apartment", rng.integers(10, 51, len(pts)), rng.integers(1, 5, len(pts))
             ),
