@@ -187,7 +187,10 @@ def build_exclusive(
     for c in rural[np.argsort(dist)][:n_park]:
         village = h.communities[c]
         inner = shapely.buffer(village, -30.0)
-        near = shapely.ops.nearest_points(inner, shapely.Point(t.centre))[0]
+        deep = shapely.buffer(inner, -320.0)  # room for most of the park's 900 × 600 m
+        near = shapely.ops.nearest_points(
+            inner if deep.is_empty else deep, shapely.Point(t.centre)
+        )[0]
         ang = rng.uniform(0, np.pi)
         rect = shapely.affinity.rotate(
             shapely.box(-450, -300, 450, 300), ang, use_radians=True, origin=(0, 0)
