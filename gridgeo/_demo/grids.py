@@ -83,7 +83,7 @@ def _block_grids(
     ``None`` when fewer than ``k`` blocks are inhabited or a grid would get no block.
     """
     i, j = shapely.STRtree(blocks).query(shapely.points(xy), predicate="within")
-    block_hh = np.bincount(j, weights=hh[i], minlength=len(blocks))
+    block_hh = np.bincount(j, weights=hh[i], minlength=len(blocks)).astype(np.float64)
     full = np.flatnonzero(block_hh > 0)
     if len(full) < k:
         return None
