@@ -5,7 +5,7 @@
 360722, ≈114.93°E 25.40°N). Everything is synthetic but shaped like the
 Xinfeng grid pilot at ``scale=1``: a county seat of 7 urban communities on a
 street grid and rural towns of villages with hamlets; ~3,000 buildings and
-~29,000 households; 60 base grids; 10 police beats; zones of five
+~25-30k households; 60 base grids; 10 police beats; zones of five
 departments; ~2,000 market entities; 7,000 incident reports over 2024-2025.
 
 Exactness by construction: communities, towns and the county outline are
@@ -353,7 +353,7 @@ def demo_county(
     scale
         Size factor: area, communities, buildings, households, grids, beats,
         markets and incidents grow linearly with it. 1.0 is the Xinfeng pilot
-        (24 communities, 60 grids, ~3,000 buildings, ~29k households);
+        (24 communities, 60 grids, ~3,000 buildings, ~25-30k households);
         :data:`SCALE_350K` gives ≈350k households.
     n_incidents
         Number of incident reports; default ``round(7000 * scale)``.
