@@ -3,15 +3,19 @@
 :func:`demo_county` builds a complete workspace (the layers of
 :mod:`gridgeo.io.workspace`) around Xinfeng county, Jiangxi (county code
 360722, ≈114.93°E 25.40°N). Everything is synthetic but shaped like the
-Xinfeng grid pilot at ``scale=1``: a county seat of 7 urban communities on a
-street grid and rural towns of villages with hamlets; ~3,000 buildings and
+Xinfeng grid pilot at ``scale=1``: a county seat (城关镇, here 嘉定镇) of 7
+urban communities on a street grid, and rural towns of villages (村) with
+hamlets; ~3,000 buildings and
 ~25-30k households; 60 base grids; 10 police beats; zones of five
 departments; ~2,000 market entities; 7,000 incident reports over 2024-2025.
 
 Exactness by construction: communities, towns and the county outline are
 unions of the same polygonized faces as the grids, so grids tile
 communities, communities tile towns and towns tile the county with no gap or
-overlap (up to floating-point rounding of the noding, ~1e-9 m²).
+overlap (edges are noded on a 1 µm grid; areas agree to ~1e-6 m²). Police
+beats and the traffic police's zones are cut independently (they do not
+follow communities) but tile the county as well. Urban grids are unions of
+whole street blocks; village grids are Voronoi cells of household centres.
 
 Examples
 --------
