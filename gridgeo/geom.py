@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError
 
-__all__ = ["adjacency", "area_km2", "polsby_popper", "to_metric"]
+__all__ = ["adjacency", "area_km2", "polsby_popper", "shared_boundaries", "to_metric"]
 
 
 def to_metric(data: gpd.GeoDataFrame | gpd.GeoSeries) -> gpd.GeoDataFrame | gpd.GeoSeries:
@@ -108,6 +108,22 @@ def adjacency(
     """
     m = to_metric(data)
     geoms = np.asarray(m.geometry.values if isinstance(m, gpd.GeoDataFrame) else m.values)
+    return shared_boundaries(geoms, min_shared=min_shared_m)
+
+
+def shared_boundaries(geoms: NDArray[np.object_], *, min_shared: float = 0.0) -> sp.csr_matrix:
+    """Rook adjacency of an array of polygons already in a metric CRS.
+
+    ``A[i, j]`` is the length of the boundary ``i`` and ``j`` share, kept when
+    it exceeds ``min_shared`` (in the units of the coordinates).
+
+    Examples
+    --------
+    >>> import numpy as np, shapely
+    >>> g = np.array([shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)])
+    >>> shared_boundaries(g).toarray().tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
     n = len(geoms)
     tree = shapely.STRtree(geoms)
     left, right = tree.query(geoms, predicate="intersects")
@@ -118,7 +134,7 @@ def adjacency(
     shared = shapely.length(
         shapely.intersection(shapely.boundary(geoms[left]), shapely.boundary(geoms[right]))
     )
-    ok = shared > min_shared_m
+    ok = shared > min_shared
     rows = np.concatenate([left[ok], right[ok]])
     cols = np.concatenate([right[ok], left[ok]])
     vals = np.concatenate([shared[ok], shared[ok]])

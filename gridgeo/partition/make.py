@@ -1,0 +1,475 @@
+"""Make grids: cut communities into contiguous grids under household/population ceilings.
+
+Examples
+--------
+>>> import geopandas as gpd, shapely
+>>> comm = gpd.GeoDataFrame({"code": ["360722001001"], "type": ["urban"]},
+...                         geometry=[shapely.box(0, 0, 400, 200)], crs="EPSG:4547")
+>>> units = gpd.GeoDataFrame({"households": [200] * 8, "population": [600] * 8},
+...     geometry=gpd.points_from_xy([50, 150, 250, 350] * 2, [50] * 4 + [150] * 4), crs="EPSG:4547")
+>>> grids = make_grids(units, within=comm, max_households=500)
+>>> len(grids), int(grids["households"].max()) <= 500, int(grids["households"].sum())
+(4, True, 1600)
+>>> grids["code"].tolist()
+['360722001001001', '360722001001002', '360722001001003', '360722001001004']
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
+
+from gridgeo.crs import metric_crs
+from gridgeo.errors import CRSError, InfeasibleError, InputError
+from gridgeo.geom import polsby_popper, shared_boundaries
+from gridgeo.partition._atoms import community_atoms
+from gridgeo.partition._bisect import bisect_region, needed
+
+__all__ = ["make_grids"]
+
+log = logging.getLogger(__name__)
+
+_RULE_KEYS = {"max_households", "max_population"}
+_OUT_COLUMNS = [
+    "code",
+    "community_code",
+    "kind",
+    "households",
+    "population",
+    "n_units",
+    "oversize",
+    "multipart",
+    "area_km2",
+    "compactness",
+]
+
+
+def _rng(seed: int | np.random.Generator) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.default_rng(int(seed))
+    raise InputError(f"seed was {seed!r}; pass an int or a numpy.random.Generator")
+
+
+def _cap(value: Any, name: str, where: str) -> float:
+    if value is None:
+        return math.inf
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+        raise InfeasibleError(f"{name} for {where} was {value!r}; a ceiling must be a number > 0")
+    return float(value)
+
+
+def _ceilings(
+    within: gpd.GeoDataFrame,
+    rules: Mapping[str, Mapping[str, Any]] | None,
+    rule_key: str,
+    max_households: Any,
+    max_population: Any,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    n = len(within)
+    cap_h = np.full(n, _cap(max_households, "max_households", "the default"))
+    cap_p = np.full(n, _cap(max_population, "max_population", "the default"))
+    if not rules:
+        return cap_h, cap_p
+    if rule_key not in within.columns:
+        raise InputError(
+            f"rules are keyed by within['{rule_key}'], but within has no column '{rule_key}'; "
+            f"columns are {list(within.columns)}"
+        )
+    for kind, rule in rules.items():
+        unknown = set(rule) - _RULE_KEYS
+        if unknown:
+            raise InputError(
+                f"rule '{kind}' has unknown key(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}"
+            )
+        hit = (within[rule_key] == kind).to_numpy()
+        if "max_households" in rule:
+            cap_h[hit] = _cap(rule["max_households"], "max_households", f"rule '{kind}'")
+        if "max_population" in rule:
+            cap_p[hit] = _cap(rule["max_population"], "max_population", f"rule '{kind}'")
+    return cap_h, cap_p
+
+
+def _counts(units: gpd.GeoDataFrame, col: str | None, needed_for: str) -> NDArray[np.float64]:
+    if col is None:
+        return np.zeros(len(units))
+    if col not in units.columns:
+        raise InputError(
+            f"units have no column '{col}' ({needed_for}); columns are {list(units.columns)}"
+        )
+    values = pd.to_numeric(units[col], errors="coerce")
+    bad = values.isna() | (values < 0)
+    if bad.any():
+        rows = [str(i) for i in units.index[bad.to_numpy()][:5]]
+        raise InputError(f"units column '{col}' must be counts ≥ 0; bad at rows {rows}")
+    return values.to_numpy(dtype=np.float64)
+
+
+def _check_inputs(units: gpd.GeoDataFrame, within: gpd.GeoDataFrame) -> None:
+    for name, gdf in (("units", units), ("within", within)):
+        if not isinstance(gdf, gpd.GeoDataFrame):
+            raise InputError(f"{name} must be a GeoDataFrame, got {type(gdf).__name__}")
+        if gdf.crs is None:
+            raise CRSError(f"{name} has no CRS; set one (e.g. .set_crs('EPSG:4490'))")
+        invalid = ~gdf.geometry.is_valid | gdf.geometry.isna() | gdf.geometry.is_empty
+        if invalid.any():
+            rows = [str(i) for i in gdf.index[invalid.to_numpy()][:5]]
+            raise InputError(
+                f"{name} has invalid or empty geometries at rows {rows}; "
+                "repair them (shapely.make_valid) or drop them explicitly"
+            )
+    if "code" not in within.columns:
+        raise InputError(f"within has no 'code' column; columns are {list(within.columns)}")
+    if within["code"].duplicated().any():
+        dup = within.loc[within["code"].duplicated(), "code"].astype(str).tolist()[:5]
+        raise InputError(f"within has duplicate codes {dup}")
+    kinds = within.geometry.geom_type
+    if not kinds.isin(["Polygon", "MultiPolygon"]).all():
+        raise InputError(f"within must be polygons; found {sorted(set(kinds))}")
+
+
+def _code_order(geoms: NDArray[np.object_]) -> NDArray[np.int64]:
+    """Order grids west→east, north→south: rows of equal count by northing, then easting."""
+    n = len(geoms)
+    if n <= 1:
+        return np.arange(n)
+    pts = shapely.point_on_surface(geoms)
+    x, y = shapely.get_x(pts), shapely.get_y(pts)
+    rows = max(1, round(math.sqrt(n)))
+    by_north = np.argsort(-y, kind="stable")
+    row_of = np.empty(n, dtype=np.int64)
+    row_of[by_north] = np.arange(n) * rows // n
+    return np.lexsort((x, row_of))
+
+
+def make_grids(
+    units: gpd.GeoDataFrame,
+    *,
+    within: gpd.GeoDataFrame,
+    households: str = "households",
+    population: str | None = "population",
+    max_households: float | None = 500,
+    max_population: float | None = None,
+    rules: Mapping[str, Mapping[str, Any]] | None = None,
+    rule_key: str = "type",
+    barriers: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+    exclusive: gpd.GeoDataFrame | None = None,
+    seed: int | np.random.Generator = 0,
+    progress: bool = False,
+) -> gpd.GeoDataFrame:
+    """Cut each community into contiguous grids that respect household/population ceilings.
+
+    **Atoms.** Each community (minus its exclusive areas) is cut by the
+    ``barriers`` into blocks, and each block is tessellated by the Voronoi
+    cells of the units inside it. Grids are unions of these atoms, so their
+    edges run along streets and rivers wherever the ceilings allow, and
+    between buildings otherwise; a building is never split. Land without
+    buildings belongs to the atom (or empty block) it falls in.
+
+    **Splitting.** Inside each community, a ceiling-aware recursive bisection
+    cuts the atom graph into ``k = max(⌈H/C_h⌉, ⌈P/C_p⌉)`` connected grids:
+    a region bound for ``k`` grids is cut into two connected parts bound for
+    ``k1 = ⌊k/2⌋`` and ``k - k1``, the first holding between ``H - (k-k1)·C``
+    and ``k1·C`` households (likewise for population). Cuts come from a sweep
+    along the region's principal axis (compact, balanced pieces), else from
+    random spanning trees, else ``k`` grows by one.
+
+    **Guarantees.** The grids of a community tile it exactly; every grid lies in
+    one community and is one connected polygon, except that a part of a
+    multi-part community holding no unit is joined to the nearest grid
+    (``multipart=True``). No grid exceeds its ceilings, except a grid holding a
+    single unit (or several at one location) that alone exceeds them
+    (``oversize=True``). Every unit is counted in exactly one grid.
+
+    Parameters
+    ----------
+    units
+        Buildings (points or polygons; their representative point is used)
+        or blocks, with household and population counts.
+    within
+        Communities with a unique 12-digit ``code``.
+    households, population
+        Count columns of ``units``; ``population=None`` if there is none (then
+        no population ceiling may be set).
+    max_households, max_population
+        Default ceilings; ``None`` for none.
+    rules
+        Ceilings per community type, e.g. ``{"urban": {"max_households": 500},
+        "rural": {"max_households": 300, "max_population": 1000}}``; the type
+        is read from ``within[rule_key]``. Types without a rule use the defaults.
+    rule_key
+        Column of ``within`` holding the type.
+    barriers
+        Street and river lines that grid edges should follow.
+    exclusive
+        Polygons (schools, hospitals, parks) that each become their own grid
+        (``kind="exclusive"``), clipped to the community holding most of it.
+    seed
+        Seed for the random fallbacks; the same seed gives the same grids.
+    progress
+        Show a progress bar over communities.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per grid: ``code`` (community code + 3-digit serial, numbered
+        west→east in rows from north to south), ``community_code``, ``kind``,
+        ``households``, ``population``, ``n_units``, ``oversize``,
+        ``multipart``, ``area_km2``, ``compactness`` (Polsby–Popper) and the
+        geometry, in the CRS of ``within``. ``attrs["lower_bound"]`` is
+        Σ max(⌈H/C_h⌉, ⌈P/C_p⌉) over communities; ``attrs["unit_grid"]`` maps
+        each unit (by the index of ``units``) to its grid code.
+
+    Raises
+    ------
+    CRSError
+        If an input has no CRS.
+    InputError
+        For a missing column, negative or missing counts, invalid geometries,
+        duplicate community codes, unknown rule keys, or units outside every
+        community (named by their index).
+    InfeasibleError
+        If a ceiling is not a positive number, or a community would need more
+        than 999 grids.
+
+    Examples
+    --------
+    See the module docstring.
+    """
+    _check_inputs(units, within)
+    if population is None and (
+        max_population is not None or any("max_population" in r for r in (rules or {}).values())
+    ):
+        raise InputError("a population ceiling is set but population=None; name the column")
+    cap_h_all, cap_p_all = _ceilings(within, rules, rule_key, max_households, max_population)
+    h_all = _counts(units, households, "households")
+    p_all = _counts(units, population, "population")
+    rng = _rng(seed)
+
+    crs = metric_crs(within)
+    comm = within.to_crs(crs)
+    comm_geoms = comm.geometry.to_numpy()
+    upts = shapely.point_on_surface(units.to_crs(crs).geometry.to_numpy())
+    bar = None
+    if barriers is not None:
+        if barriers.crs is None:
+            raise CRSError("barriers have no CRS; set one (e.g. .set_crs('EPSG:4490'))")
+        bar = barriers.to_crs(crs).geometry.to_numpy()
+        bar = bar[~(shapely.is_empty(bar) | pd.isna(bar))]
+        bar = shapely.boundary(bar) if len(bar) and shapely.get_dimensions(bar).max() == 2 else bar
+
+    # each unit into one community (lowest position among those covering it)
+    tree = shapely.STRtree(comm_geoms)
+    ui, ci = tree.query(upts, predicate="covered_by")
+    comm_of = np.full(len(units), len(comm_geoms), dtype=np.int64)
+    np.minimum.at(comm_of, ui, ci)
+    outside = comm_of == len(comm_geoms)
+    if outside.any():
+        rows = [str(i) for i in units.index[outside][:5]]
+        raise InputError(
+            f"{int(outside.sum())} units lie outside every community (rows {rows}); "
+            "fix their coordinates or extend the communities"
+        )
+
+    excl_geoms, excl_comm = _exclusive_parts(exclusive, crs, comm_geoms)
+
+    records: list[dict[str, Any]] = []
+    lower = 0
+    iterator = range(len(comm_geoms))
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="make_grids", unit="community")
+    for c in iterator:
+        code = str(comm["code"].iloc[c])
+        members = np.flatnonzero(comm_of == c)
+        region = comm_geoms[c]
+        mine = np.flatnonzero(excl_comm == c)
+        grids_c: list[dict[str, Any]] = []
+        if len(mine):
+            taken = np.zeros(len(members), dtype=bool)
+            for e in mine:
+                inside = shapely.covered_by(upts[members], excl_geoms[e]) & ~taken
+                taken |= inside
+                grids_c.append(
+                    _record(excl_geoms[e], members[inside], h_all, p_all, "exclusive", False, False)
+                )
+            region = shapely.difference(region, shapely.union_all(excl_geoms[mine]))
+            members = members[~taken]
+        lower += (
+            needed(
+                float(h_all[members].sum()), float(p_all[members].sum()), cap_h_all[c], cap_p_all[c]
+            )
+            if len(members) or not len(mine)
+            else 0
+        )
+        if not region.is_empty and region.area > 1e-6:
+            grids_c.extend(
+                _partition_community(
+                    region, members, upts, h_all, p_all, cap_h_all[c], cap_p_all[c], bar, rng
+                )
+            )
+        elif len(members):  # exclusive areas cover the community; units left fall to them
+            grids_c[0]["units"] = np.concatenate([grids_c[0]["units"], members])
+        if len(grids_c) > 999:
+            raise InfeasibleError(
+                f"community {code} needs {len(grids_c)} grids; a 3-digit serial allows 999"
+            )
+        order = _code_order(np.array([g["geometry"] for g in grids_c], dtype=object))
+        for serial, i in enumerate(order, start=1):
+            g = grids_c[i]
+            g["code"] = f"{code}{serial:03d}"
+            g["community_code"] = code
+            records.append(g)
+
+    return _frame(records, units, h_all, p_all, crs, within.crs, lower)
+
+
+def _exclusive_parts(
+    exclusive: gpd.GeoDataFrame | None, crs: Any, comm_geoms: NDArray[np.object_]
+) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+    if exclusive is None or len(exclusive) == 0:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    if exclusive.crs is None:
+        raise CRSError("exclusive has no CRS; set one (e.g. .set_crs('EPSG:4490'))")
+    geoms = exclusive.to_crs(crs).geometry.to_numpy()
+    tree = shapely.STRtree(comm_geoms)
+    ei, ci = tree.query(geoms, predicate="intersects")
+    share = shapely.area(shapely.intersection(geoms[ei], comm_geoms[ci]))
+    best = np.full(len(geoms), -1, dtype=np.int64)
+    best_share = np.zeros(len(geoms))
+    for e, c, s in zip(ei, ci, share):
+        if s > best_share[e]:
+            best[e], best_share[e] = c, s
+    if (best < 0).any():
+        rows = [str(i) for i in exclusive.index[best < 0][:5]]
+        raise InputError(f"exclusive polygons at rows {rows} lie outside every community")
+    clipped = shapely.intersection(geoms, comm_geoms[best])
+    # overlapping exclusive polygons: the earlier one keeps the overlap
+    for i in range(1, len(clipped)):
+        earlier = clipped[:i][best[:i] == best[i]]
+        if len(earlier):
+            clipped[i] = shapely.difference(clipped[i], shapely.union_all(earlier))
+    return clipped, best
+
+
+def _record(geom, unit_idx, h_all, p_all, kind, oversize, multipart) -> dict[str, Any]:
+    return {
+        "geometry": geom,
+        "units": np.asarray(unit_idx, dtype=np.int64),
+        "kind": kind,
+        "oversize": oversize,
+        "multipart": multipart,
+    }
+
+
+def _partition_community(
+    region, members, upts, h_all, p_all, cap_h, cap_p, bar, rng
+) -> list[dict[str, Any]]:
+    xy = shapely.get_coordinates(upts[members]) if len(members) else np.empty((0, 2))
+    atoms, owner = community_atoms(region, xy, bar)
+    n = len(atoms)
+    atom_arr = np.array(atoms, dtype=object)
+    ah = np.zeros(n)
+    ap = np.zeros(n)
+    np.add.at(ah, owner, h_all[members])
+    np.add.at(ap, owner, p_all[members])
+    units_of = (
+        [members[owner == a] for a in range(n)]
+        if len(members)
+        else [np.empty(0, dtype=np.int64)] * n
+    )
+    adj = shared_boundaries(atom_arr, min_shared=1e-6)
+    heavy = (ah > cap_h + 1e-9) | (ap > cap_p + 1e-9)
+    groups: list[tuple[NDArray[np.int64], bool]] = [
+        (np.array([a]), True) for a in np.flatnonzero(heavy)
+    ]
+    light = np.flatnonzero(~heavy)
+    sub = adj[light][:, light]
+    ncomp, labels = connected_components(sub, directed=False)
+    centroids = shapely.get_coordinates(shapely.centroid(atom_arr))
+    empty_parts: list[NDArray[np.int64]] = []
+    for comp in range(ncomp):
+        idx = light[labels == comp]
+        if ah[idx].sum() == 0 and ap[idx].sum() == 0 and not any(len(units_of[a]) for a in idx):
+            empty_parts.append(idx)
+            continue
+        for piece in bisect_region(
+            adj[idx][:, idx].tocsr(), centroids[idx], ah[idx], ap[idx], cap_h, cap_p, rng
+        ):
+            groups.append((idx[piece], False))
+    if not groups:  # an empty community: one grid
+        groups.append((np.arange(n), False))
+        empty_parts = []
+    label = np.full(n, -1, dtype=np.int64)
+    for g, (idx, _) in enumerate(groups):
+        label[idx] = g
+    multipart = np.zeros(len(groups), dtype=bool)
+    # attach each empty component to the grid it shares most boundary with, else the nearest
+    for idx in empty_parts:
+        shared = np.asarray(adj[idx].sum(axis=0)).ravel()
+        nb = np.flatnonzero((shared > 0) & (label >= 0))
+        if len(nb):
+            best_atom = nb[np.argmax(shared[nb])]
+            g = label[best_atom]
+        else:
+            part = shapely.union_all(atom_arr[idx])
+            assigned = np.flatnonzero(label >= 0)
+            d = shapely.distance(atom_arr[assigned], part)
+            g = label[assigned[np.argmin(d)]]
+            multipart[g] = True
+        label[idx] = g
+    out = []
+    for g, (_, heavy_flag) in enumerate(groups):
+        idx = np.flatnonzero(label == g)
+        geom = shapely.union_all(atom_arr[idx])
+        unit_idx = np.concatenate([units_of[a] for a in idx]) if len(idx) else np.empty(0, np.int64)
+        is_multi = bool(multipart[g]) or shapely.get_num_geometries(geom) > 1
+        out.append(_record(geom, unit_idx, h_all, p_all, "comprehensive", heavy_flag, is_multi))
+    return out
+
+
+def _frame(records, units, h_all, p_all, crs, out_crs, lower) -> gpd.GeoDataFrame:
+    unit_grid = pd.Series(pd.NA, index=units.index, dtype="string")
+    rows = []
+    for r in records:
+        u = r["units"]
+        unit_grid.iloc[u] = r["code"]
+        rows.append(
+            {
+                "code": r["code"],
+                "community_code": r["community_code"],
+                "kind": r["kind"],
+                "households": float(h_all[u].sum()),
+                "population": float(p_all[u].sum()),
+                "n_units": len(u),
+                "oversize": bool(r["oversize"]),
+                "multipart": bool(r["multipart"]),
+                "geometry": r["geometry"],
+            }
+        )
+    gdf = gpd.GeoDataFrame(rows, columns=[*_OUT_COLUMNS, "geometry"], geometry="geometry", crs=crs)
+    gdf["area_km2"] = gdf.geometry.area / 1e6
+    gdf["compactness"] = polsby_popper(gdf)
+    gdf["households"] = _maybe_int(gdf["households"])
+    gdf["population"] = _maybe_int(gdf["population"])
+    out = gdf.to_crs(out_crs)
+    out.attrs["lower_bound"] = int(lower)
+    out.attrs["unit_grid"] = unit_grid
+    log.info("made %d grids (lower bound %d)", len(out), lower)
+    return out
+
+
+def _maybe_int(s: pd.Series) -> pd.Series:
+    return s.astype(np.int64) if np.all(np.mod(s.to_numpy(), 1) == 0) else s
