@@ -279,8 +279,13 @@ def search(
     iterations: int,
     deadline: float | None,
     progress: bool = False,
+    pool: set[tuple[int, ...]] | None = None,
 ) -> NDArray[np.int64]:
-    """Iterated local search; returns labels ``0..k-1`` of a contiguous partition."""
+    """Iterated local search; returns labels ``0..k-1`` of a contiguous partition.
+
+    When ``pool`` is given, the groups of every visited local optimum within 5 % of the
+    best are added to it (as sorted unit tuples), for a final set-partitioning polish.
+    """
     n_comp = int(comps.max()) + 1
     comp_weight = np.bincount(comps, weights=w, minlength=n_comp).astype(np.float64)
     comp_size = np.bincount(comps, minlength=n_comp).astype(np.int64)
@@ -303,6 +308,8 @@ def search(
         if i % 3 == 2 or not _merge_split(st, nbrs, rng):
             _kick(st, nbrs, rng, moves=max(2, len(w) // 10))
         descend(st, nbrs)
+        if pool is not None and st.gw.max() <= 1.05 * best_key[0]:
+            pool.update(tuple(sorted(m)) for m in st.members)
         if st.key() < best_key:
             best_labels, best_key = st.labels.copy(), st.key()
             log.debug("iteration %d: heaviest group %.6g", i, best_key[0])

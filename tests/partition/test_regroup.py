@@ -393,3 +393,40 @@ def test_cli_regroup_errors(tmp_path, tiny_workspace):
     )
     assert res.exit_code == 2
     assert "'households=x' is not column=number" in res.output
+
+
+# --- bounds of the heuristic (private helpers, checked against enumeration) ---------------
+
+
+def _nbrs(grids: gpd.GeoDataFrame) -> list[list[int]]:
+    a = adjacency(grids).tocsr()
+    return [a.indices[a.indptr[i] : a.indptr[i + 1]].tolist() for i in range(len(grids))]
+
+
+def test_connected_subsets_match_itertools():
+    from gridgeo.partition._setpart import connected_subsets
+
+    grids = lattice(2, 3, [1, 2, 3, 4, 5, 6])
+    a = adjacency(grids)
+    w = grids["households"].to_numpy(dtype=float)
+    expected = set()
+    for r in range(1, 7):
+        for combo in itertools.combinations(range(6), r):
+            idx = list(combo)
+            if w[idx].sum() < 12 and connected_components(a[idx][:, idx], directed=False)[0] == 1:
+                expected.add(combo)
+    got = connected_subsets(_nbrs(grids), w, 12.0, limit=10_000)
+    assert len(got) == len(set(got))  # no repeats
+    assert set(got) == expected
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_heuristic_lower_bound_never_above_the_optimum(seed):
+    rng = np.random.default_rng(seed)
+    grids = lattice(2, 4, rng.integers(1, 100, 8).tolist())
+    optimum = brute_force_minmax(grids, 3)
+    groups = regroup(grids, 3, method="heuristic", seed=seed)
+    assert groups.attrs["lower_bound"] <= optimum + 1e-9
+    assert groups["weight"].max() >= optimum - 1e-9
+    if groups.attrs["optimal"]:
+        assert groups["weight"].max() == pytest.approx(optimum)
