@@ -1,5 +1,7 @@
 """Partition a territory: make grids, regroup them, check them."""
 
+from gridgeo.partition.check import PROBLEM_KINDS, GridReport, check_grids
+from gridgeo.partition.make import make_grids
 from gridgeo.partition.regroup import plan_diff, regroup
 
-__all__ = ["plan_diff", "regroup"]
+__all__ = ["PROBLEM_KINDS", "GridReport", "check_grids", "make_grids", "plan_diff", "regroup"]

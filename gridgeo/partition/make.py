@@ -430,11 +430,15 @@ def _partition_community(
             g = label[assigned[np.argmin(d)]]
             multipart[g] = True
         label[idx] = g
+    geoms = []
+    for g in range(len(groups)):
+        idx = np.flatnonzero(label == g)
+        geoms.append(shapely.union_all(atom_arr[idx]))
     out = []
     for g, (_, heavy_flag) in enumerate(groups):
         idx = np.flatnonzero(label == g)
-        geom = shapely.union_all(atom_arr[idx])
         unit_idx = np.concatenate([units_of[a] for a in idx]) if len(idx) else np.empty(0, np.int64)
+        geom = geoms[g]
         is_multi = bool(multipart[g]) or shapely.get_num_geometries(geom) > 1
         out.append(_record(geom, unit_idx, h_all, p_all, "comprehensive", heavy_flag, is_multi))
     return out
