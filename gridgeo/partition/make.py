@@ -415,21 +415,24 @@ def _partition_community(
     label = np.full(n, -1, dtype=np.int64)
     for g, (idx, _) in enumerate(groups):
         label[idx] = g
-    multipart = np.zeros(len(groups), dtype=bool)
-    # attach each empty component to the grid it shares most boundary with, else the nearest
-    for idx in empty_parts:
-        shared = np.asarray(adj[idx].sum(axis=0)).ravel()
-        nb = np.flatnonzero((shared > 0) & (label >= 0))
-        if len(nb):
-            best_atom = nb[np.argmax(shared[nb])]
-            g = label[best_atom]
-        else:
+    # attach each empty component to the grid it shares most boundary with (repeating, as
+    # empty components may only touch each other), else to the nearest grid
+    pending = list(empty_parts)
+    while pending:
+        left = []
+        for idx in pending:
+            shared = np.asarray(adj[idx].sum(axis=0)).ravel()
+            nb = np.flatnonzero((shared > 0) & (label >= 0))
+            if len(nb):
+                label[idx] = label[nb[np.argmax(shared[nb])]]
+            else:
+                left.append(idx)
+        if len(left) == len(pending):
+            idx = left.pop(0)
             part = shapely.union_all(atom_arr[idx])
             assigned = np.flatnonzero(label >= 0)
-            d = shapely.distance(atom_arr[assigned], part)
-            g = label[assigned[np.argmin(d)]]
-            multipart[g] = True
-        label[idx] = g
+            label[idx] = label[assigned[np.argmin(shapely.distance(atom_arr[assigned], part))]]
+        pending = left
     geoms = []
     for g in range(len(groups)):
         idx = np.flatnonzero(label == g)
@@ -439,7 +442,7 @@ def _partition_community(
         idx = np.flatnonzero(label == g)
         unit_idx = np.concatenate([units_of[a] for a in idx]) if len(idx) else np.empty(0, np.int64)
         geom = geoms[g]
-        is_multi = bool(multipart[g]) or shapely.get_num_geometries(geom) > 1
+        is_multi = bool(shapely.get_num_geometries(geom) > 1)
         out.append(_record(geom, unit_idx, h_all, p_all, "comprehensive", heavy_flag, is_multi))
     return out
 
