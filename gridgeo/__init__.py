@@ -19,6 +19,13 @@ from gridgeo.errors import (
     NotFound,
     ValidationError,
 )
+from gridgeo.partition import (
+    align_zones,
+    check_alignment,
+    check_grids,
+    make_grids,
+    regroup,
+)
 
 __all__ = [
     "CRSError",
@@ -28,4 +35,9 @@ __all__ = [
     "NotFound",
     "ValidationError",
     "__version__",
+    "align_zones",
+    "check_alignment",
+    "check_grids",
+    "make_grids",
+    "regroup",
 ]

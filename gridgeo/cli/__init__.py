@@ -13,7 +13,11 @@ import click
 
 from gridgeo import __version__
 
-_COMMAND_MODULES: tuple[str, ...] = ("gridgeo.cli.demo", "gridgeo.cli.regroup")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "gridgeo.cli.demo",
+    "gridgeo.cli.partition",
+    "gridgeo.cli.regroup",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -336,6 +336,9 @@ def check_grids(
         (g["kind"] == "exclusive").to_numpy() if "kind" in g.columns else np.zeros(len(g), bool)
     )
     over = ((hh > cap_h + 1e-9) | (pp > cap_p + 1e-9)) & ~exempt
+    if units is None and {"oversize", "n_units"} <= set(g.columns):
+        # make_grids' own flag: a grid holding a single unit too big for any grid
+        n_units = np.where(g["oversize"].to_numpy(bool), g["n_units"].to_numpy(), -1)
     for i in np.flatnonzero(over):
         single = n_units[i] == 1
         kind = "oversize" if single else "over_ceiling"

@@ -1,0 +1,101 @@
+"""The gridgeo command: demo, partition and check through click's runner."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from click.testing import CliRunner
+
+from gridgeo import __version__
+from gridgeo.cli import main
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "partition"))
+from territory_gen import make_territory
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    t = make_territory(11, n_units=80)
+    path = tmp_path / "t.gpkg"
+    t["communities"].to_file(path, layer="communities")
+    t["units"].to_file(path, layer="buildings")
+    t["streets"].to_file(path, layer="streets")
+    return path
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_demo_writes_a_valid_workspace(tmp_path) -> None:
+    out = tmp_path / "demo.gpkg"
+    result = CliRunner().invoke(main, ["demo", "--scale", "0.3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "grids" in result.output and "households" in result.output
+    from gridgeo.io import read_workspace
+
+    layers = read_workspace(out)
+    assert {"communities", "grids", "incidents"} <= set(layers)
+
+
+def test_partition_then_check(workspace, tmp_path) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(
+        json.dumps({"urban": {"max_households": 300}, "rural": {"max_households": 200}})
+    )
+    out = tmp_path / "grids.gpkg"
+    runner = CliRunner()
+    result = runner.invoke(
+        main,
+        [
+            "partition",
+            str(workspace),
+            "--barriers",
+            "streets",
+            "--rules",
+            str(rules),
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "lower bound" in result.output and "ok" in result.output
+    grids = gpd.read_file(out, layer="grids")
+    assert (
+        grids["households"].sum() == gpd.read_file(workspace, layer="buildings")["households"].sum()
+    )
+    # check the grids against the communities of the source
+    for layer in ("communities", "buildings"):
+        gpd.read_file(workspace, layer=layer).to_file(out, layer=layer)
+    ok = runner.invoke(main, ["check", str(out), "--units", "buildings", "--rules", str(rules)])
+    assert ok.exit_code == 0, ok.output
+    assert ok.output.strip().endswith("ok")
+    # a broken layer: drop a grid, the check fails and writes the gap for QGIS
+    grids.drop(index=0).to_file(out, layer="grids")
+    problems = tmp_path / "problems.gpkg"
+    bad = runner.invoke(main, ["check", str(out), "--rules", str(rules), "-o", str(problems)])
+    assert bad.exit_code == 1
+    assert "gap" in bad.output and "NOT ok" in bad.output
+    assert (gpd.read_file(problems, layer="problems")["problem"] == "gap").any()
+
+
+def test_partition_names_a_missing_layer(workspace, tmp_path) -> None:
+    result = CliRunner().invoke(
+        main, ["partition", str(workspace), "--units", "houses", "-o", str(tmp_path / "g.gpkg")]
+    )
+    assert result.exit_code == 2
+    assert "has no layer 'houses'" in result.output
+
+
+def test_partition_rejects_bad_rules_json(workspace, tmp_path) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text("{urban: 300")
+    result = CliRunner().invoke(
+        main, ["partition", str(workspace), "--rules", str(rules), "-o", str(tmp_path / "g.gpkg")]
+    )
+    assert result.exit_code == 2 and "is not valid JSON" in result.output
