@@ -101,7 +101,7 @@ def _solve(
 @dataclass(frozen=True)
 class BoundResult:
     bound: float  # proven lower bound on the min–max
-    labels: NDArray[np.int64] | None  # a plan lighter than the incumbent, if one was found
+    columns: list[tuple[int, ...]]  # connected sets in the support of the feasible LPs
 
 
 def lp_bound(
@@ -119,9 +119,9 @@ def lp_bound(
     Binary search on the threshold ``T`` over the weights of the connected sets lighter
     than ``incumbent``: when even the LP cannot cover every unit with ``k`` sets no
     heavier than ``T``, no plan has its heaviest group ``<= T``, so the optimum is at
-    least the next set weight above ``T``. The support of the first feasible LP is then
-    searched for an integral plan (often there is one, and it meets the bound). None
-    when the sets are too many to list.
+    least the next set weight above ``T``. The sets used by the feasible LPs are
+    returned as candidate groups for :func:`polish`. None when the sets are too many
+    to list.
     """
     t0 = time.monotonic()
     try:
@@ -146,7 +146,7 @@ def lp_bound(
     a = sp.csc_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, len(order)))
     cand = np.unique(weights[weights >= lower_bound])
     lo, hi = 0, len(cand)  # the first feasible threshold index is in [lo, hi]
-    support: NDArray[np.int64] | None = None
+    seen: set[int] = set()
     while lo < hi and time.monotonic() < deadline:
         mid = (lo + hi) // 2
         m = int(np.searchsorted(weights, cand[mid], side="right"))
@@ -155,20 +155,12 @@ def lp_bound(
             break
         if ok:
             hi = mid
-            support = np.flatnonzero(np.asarray(x) > 1e-7)
+            seen.update(np.flatnonzero(np.asarray(x) > 1e-7).tolist())
         else:
             lo = mid + 1
     # every threshold below cand[lo] was proven LP-infeasible
     bound = float(cand[lo]) if lo < len(cand) else float(incumbent)
-    labels = None
-    if support is not None and time.monotonic() < deadline:
-        # the LP optimum's support often holds an integral plan: try it (a small MIP)
-        ok, x = _solve(a[:, support], k, min(5.0, deadline - time.monotonic()), integer=True)
-        if ok:
-            labels = np.full(n, -1, dtype=np.int64)
-            for g, j in enumerate(support[np.asarray(x) > 0.5]):
-                labels[list(subsets[order[j]])] = g
-    return BoundResult(bound, labels)
+    return BoundResult(bound, [subsets[order[j]] for j in sorted(seen)])
 
 
 def polish(

@@ -323,11 +323,6 @@ def regroup(
             labels, best = found, heaviest
         if best <= lower * (1 + 1e-12):
             break
-    if pool and best > lower * (1 + 1e-12):
-        mixed = polish(sorted(pool), w, k, lower_bound=lower, time_limit=min(10.0, budget / 3))
-        if mixed is not None and float(np.bincount(mixed, weights=w).max()) < best:
-            labels, best = mixed, float(np.bincount(mixed, weights=w).max())
-            log.info("regroup: recombined groups of the restarts, heaviest %.6g", best)
     optimal = best <= lower * (1 + 1e-12)
     if exact and not optimal:
         res = solve_minmax(
@@ -344,15 +339,20 @@ def regroup(
         if res.labels is not None and res.objective < best:
             labels, best = res.labels, res.objective
         log.info("regroup MIP: %s, heaviest %.6g, bound %.6g", res.status, best, lower)
-    elif not optimal:
-        lp = lp_bound(nbrs, w, k, incumbent=best, lower_bound=lower, deadline=t0 + budget)
+    elif not optimal and pool is not None:
+        # tighten the bound (set-partitioning LP), then recombine the groups seen by the
+        # restarts and by the LPs into the best plan they allow (a small MIP)
+        lp = lp_bound(nbrs, w, k, incumbent=best, lower_bound=lower, deadline=t0 + 0.75 * budget)
         if lp is not None:
             lower = max(lower, lp.bound)
-            if lp.labels is not None:
-                heaviest = float(np.bincount(lp.labels, weights=w).max())
-                if heaviest < best:
-                    labels, best = lp.labels, heaviest
-            optimal = best <= lower * (1 + 1e-12)
+            pool.update(lp.columns)
+        if best > lower * (1 + 1e-12):
+            left = budget - (time.monotonic() - t0)
+            mixed = polish(sorted(pool), w, k, lower_bound=lower, time_limit=max(left, 1.0))
+            if mixed is not None and float(np.bincount(mixed, weights=w).max()) < best:
+                labels, best = mixed, float(np.bincount(mixed, weights=w).max())
+                log.info("regroup: recombined groups, heaviest %.6g", best)
+        optimal = best <= lower * (1 + 1e-12)
     if optimal:  # proven: by HiGHS, or the heaviest group meets the lower bound
         lower = max(lower, best)
 
