@@ -8,7 +8,8 @@ shared boundary longer than 0 m), optionally never crossing a community or town
 Small problems (up to :data:`EXACT_MAX_UNITS` grids) are solved exactly by a
 mixed-integer program (HiGHS) with flow-based contiguity constraints; larger ones by
 region growing followed by seeded local search (boundary moves and merge–split
-moves that keep every group connected), restarted a few times. The result always
+moves that keep every group connected), restarted a few times, and finished by a
+small set-partitioning MIP that recombines the groups seen. The result always
 says how far it may be from the optimum (``attrs["lower_bound"]``, ``attrs["gap"]``):
 the bound is the larger of ``total / k``, the heaviest grid, the per-piece bound when
 the graph is cut into pieces, and, when the connected sets lighter than the answer
@@ -238,8 +239,9 @@ def regroup(
         ``time_limit`` cuts the search short).
     time_limit
         Seconds for the whole call, roughly. ``None``: the exact solver gets 60 s; the
-        heuristic runs its fixed number of iterations (8 restarts), then at most 30 s
-        go to tightening the lower bound.
+        heuristic runs its fixed number of iterations (8 restarts), then at most about
+        30 s go to tightening the lower bound and recombining groups. A time limit
+        that cuts the search short makes the result depend on machine speed.
     method
         ``"exact"`` (HiGHS MIP), ``"heuristic"`` (local search) or ``"auto"``: exact
         up to :data:`EXACT_MAX_UNITS` grids, heuristic beyond.
