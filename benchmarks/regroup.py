@@ -170,7 +170,8 @@ def main() -> None:
         f" ({verdict_17_11['time (s)']:.2f} s, proven optimal: {verdict_17_11['proven optimal']}).",
         f"- 60 → 17 within 2 % of the lower bound: "
         f"{'met' if v60['heaviest (hh)'] <= 1.02 * v60['lower bound'] else 'NOT met'} "
-        f"(gap {v60['gap to bound']} to the bound max(total/k, heaviest grid, …); "
+        f"(gap {v60['gap to bound']} to the lower bound: the largest of total/k, the heaviest "
+        "grid and the set-partitioning LP bound; "
         "the bound may be below the true optimum, so the gap to the optimum is at most this).",
         "",
         _markdown(table),
