@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from gridgeo.assign import Locator
 from gridgeo.errors import (
     CRSError,
     GridGeoError,
@@ -32,6 +33,7 @@ __all__ = [
     "GridGeoError",
     "InfeasibleError",
     "InputError",
+    "Locator",
     "NotFound",
     "ValidationError",
     "__version__",

@@ -541,7 +541,19 @@ class Locator:
                 data[f"{i}_cand_ptr"],
                 data[f"{i}_cand"],
             )
+        self._records = {n: lay.records for n, lay in self._layers.items()}
         return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # picklable for dask workers: the lock and the snapping cache are rebuilt
+        return {"nearest": self.nearest, "_layers": self._layers, "_records": self._records}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._metric = {}
+        self._lock = threading.Lock()
+        for layer in self._layers.values():
+            shapely.prepare(layer.geoms)
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}: {len(lay.keys)}" for n, lay in self._layers.items())

@@ -1,0 +1,282 @@
+"""Locator: equal to a brute-force shapely.covers reference on every point."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gridgeo.assign import Locator, link_table, route
+from gridgeo.crs import from_wgs84
+from gridgeo.errors import CRSError, InputError
+
+X0, Y0 = 114.9, 25.3
+
+
+def brute(gdf: gpd.GeoDataFrame, x, y, key: str = "code") -> np.ndarray:
+    """Reference: the covering zone whose key sorts first, else None."""
+    g = gdf.to_crs(4326).sort_values(key).reset_index(drop=True)
+    pts = shapely.points(x, y)
+    pi, zi = shapely.STRtree(g.geometry.values).query(pts, predicate="covered_by")
+    best = np.full(len(x), -1)
+    for p, z in zip(pi, zi):
+        if best[p] < 0 or z < best[p]:
+            best[p] = z
+    keys = g[key].astype(str).to_numpy(dtype=object)
+    return np.where(best >= 0, keys[np.maximum(best, 0)], None)
+
+
+def as_obj(s: pd.Series) -> np.ndarray:
+    return np.where(s.isna(), None, s.astype(object)).astype(object)
+
+
+def zones_strategy():
+    """Random layers: a lattice of cells, merged into zones, with holes, islands and gaps."""
+
+    @st.composite
+    def build(draw):
+        n = draw(st.integers(2, 5))
+        m = draw(st.integers(1, 4))
+        step = 0.01
+        labels = draw(st.lists(st.integers(-1, 5), min_size=n * m, max_size=n * m))
+        cells: dict[int, list] = {}
+        for k, lab in enumerate(labels):
+            if lab < 0:
+                continue  # a gap: no zone there
+            i, j = divmod(k, m)
+            cells.setdefault(lab, []).append(
+                shapely.box(X0 + i * step, Y0 + j * step, X0 + (i + 1) * step, Y0 + (j + 1) * step)
+            )
+        geoms, codes = [], []
+        for lab, boxes in cells.items():
+            geom = shapely.union_all(boxes)  # may be a multipolygon (islands)
+            if draw(st.booleans()):  # punch a hole
+                c = shapely.centroid(boxes[0])
+                geom = geom.difference(shapely.buffer(c, step / 4, quad_segs=2))
+            geoms.append(geom)
+            codes.append(f"Z{lab}")
+        if not geoms:
+            geoms, codes = [shapely.box(X0, Y0, X0 + step, Y0 + step)], ["Z0"]
+        return gpd.GeoDataFrame({"code": codes}, geometry=geoms, crs="EPSG:4326")
+
+    return build()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    zones=zones_strategy(),
+    seed=st.integers(0, 2**31),
+    crs=st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4547", "EPSG:3857"]),
+)
+def test_equals_brute_force(zones, seed, crs) -> None:
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = zones.total_bounds
+    n = 400
+    x = rng.uniform(x0 - 0.005, x1 + 0.005, n)
+    y = rng.uniform(y0 - 0.005, y1 + 0.005, n)
+    # points exactly on vertices and on shared edges
+    v = shapely.get_coordinates(zones.geometry.values)
+    k = min(len(v), 100)
+    x[:k], y[:k] = v[:k, 0], v[:k, 1]
+    x[k : k + 50] = np.round(x[k : k + 50], 2)
+    loc = Locator({"z": zones}, cells=int(rng.integers(16, 4096)))
+    if crs in ("wgs84", "cgcs2000"):
+        got = loc.locate(x, y, crs=crs)
+        np.testing.assert_array_equal(as_obj(got["z"]), brute(zones, x, y))
+    else:
+        # through another CRS: compare against the reference at the converted point
+        cx, cy = from_wgs84(x[k:], y[k:], crs)
+        got = loc.locate(cx, cy, crs=crs)
+        from gridgeo.crs import to_wgs84
+
+        bx, by = to_wgs84(cx, cy, crs)
+        np.testing.assert_array_equal(as_obj(got["z"]), brute(zones, bx, by))
+
+
+def test_every_point_of_a_million(county) -> None:
+    """Not a sample: a lookup table once passed 47k checks and failed 3 points in 1M."""
+    loc = Locator.from_workspace(county)
+    rng = np.random.default_rng(0)
+    n = 1_000_000
+    x0, y0, x1, y1 = county["boundary"].total_bounds
+    x = rng.uniform(x0 - 0.01, x1 + 0.01, n)
+    y = rng.uniform(y0 - 0.01, y1 + 0.01, n)
+    v = shapely.get_coordinates(county["grids"].geometry.values)
+    x[: len(v)], y[: len(v)] = v[:, 0], v[:, 1]  # every grid vertex, exactly
+    got = loc.locate(x, y)
+    for layer, gdf in (
+        ("grid", county["grids"]),
+        ("beat", county["beats"]),
+        ("community", county["communities"]),
+    ):
+        ref = brute(gdf, x, y)
+        mism = np.flatnonzero(as_obj(got[layer]) != ref)
+        assert len(mism) == 0, (layer, mism[:5])
+    assert got.index.equals(pd.RangeIndex(n))
+
+
+@pytest.fixture(scope="module")
+def county():
+    from gridgeo.datasets import demo_county
+
+    return demo_county(seed=0, n_incidents=500)
+
+
+def test_locate_one_equals_locate(county) -> None:
+    loc = Locator.from_workspace(county)
+    inc = county["incidents"].head(300)
+    batch = loc.locate(inc["lng"].to_numpy(), inc["lat"].to_numpy(), crs="gcj02")
+    for i in range(len(inc)):
+        one = loc.locate_one(inc["lng"].iloc[i], inc["lat"].iloc[i], crs="gcj02")
+        for layer in loc.layer_names:
+            want = batch[layer].iloc[i]
+            got = one[layer]
+            assert (got is None and pd.isna(want)) or got["code"] == want
+    rec = loc.locate_one(inc["lng"].iloc[0], inc["lat"].iloc[0], crs="gcj02")
+    assert "name" in rec["grid"] and rec["community"]["code"].startswith("360722")
+
+
+def test_gcj02_input_lands_where_the_true_point_is(county) -> None:
+    loc = Locator.from_workspace(county)
+    inc = county["incidents"]
+    a = loc.locate(inc["lng"].to_numpy(), inc["lat"].to_numpy(), crs="gcj02")
+    b = loc.locate(inc.geometry)
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+def test_geodataframe_index_kept(county) -> None:
+    loc = Locator({"grid": county["grids"]})
+    pts = county["incidents"].head(20).set_index(pd.Index([f"e{i}" for i in range(20)]))
+    assert loc.locate(pts).index.equals(pts.index)
+
+
+def test_nearest_snaps_within_distance() -> None:
+    zone = gpd.GeoDataFrame(
+        {"code": ["A"]}, geometry=[shapely.box(X0, Y0, X0 + 0.01, Y0 + 0.01)], crs="EPSG:4326"
+    )
+    loc = Locator({"z": zone}, nearest=50)
+    # ~22 m and ~220 m east of the zone
+    res = loc.locate([X0 + 0.0102, X0 + 0.0122, X0 + 0.005], [Y0 + 0.005] * 3)
+    assert as_obj(res["z"]).tolist() == ["A", None, "A"]
+    assert 15 < res["z_distance_m"].iloc[0] < 30 and res["z_distance_m"].iloc[2] == 0
+    assert np.isnan(res["z_distance_m"].iloc[1])
+    assert loc.locate_one(X0 + 0.0102, Y0 + 0.005)["z"]["distance_m"] > 15
+    assert as_obj(loc.locate([X0 + 0.0122], [Y0 + 0.005], nearest=300)["z"]) == ["A"]
+
+
+def test_nan_rows_are_counted_not_dropped() -> None:
+    zone = gpd.GeoDataFrame(
+        {"code": ["A"]}, geometry=[shapely.box(X0, Y0, X0 + 1, Y0 + 1)], crs="EPSG:4326"
+    )
+    res = Locator({"z": zone}).locate([X0 + 0.5, np.nan], [Y0 + 0.5, Y0])
+    assert len(res) == 2 and res.attrs["invalid"] == 1 and pd.isna(res["z"].iloc[1])
+
+
+def test_save_and_load(tmp_path, county) -> None:
+    loc = Locator.from_workspace(county, nearest=30)
+    path = tmp_path / "loc.npz"
+    loc.save(path)
+    back = Locator.load(path)
+    inc = county["incidents"]
+    pd.testing.assert_frame_equal(loc.locate(inc), back.locate(inc))
+    assert back.locate_one(114.93, 25.40) == loc.locate_one(114.93, 25.40)
+
+
+def test_load_rejects_other_files(tmp_path) -> None:
+    bad = tmp_path / "x.npz"
+    bad.write_bytes(b"nope")
+    with pytest.raises(InputError, match="is not a saved gridgeo locator"):
+        Locator.load(bad)
+
+
+def test_errors() -> None:
+    zone = gpd.GeoDataFrame(
+        {"code": ["A", "A"]}, geometry=[shapely.box(X0, Y0, X0 + 1, Y0 + 1)] * 2, crs="EPSG:4326"
+    )
+    with pytest.raises(InputError, match=r"layer 'z' has duplicate code \['A'\]"):
+        Locator({"z": zone})
+    with pytest.raises(CRSError, match="layer 'z' has no CRS"):
+        Locator({"z": zone.head(1).set_crs(None, allow_override=True)})
+    with pytest.raises(InputError, match="layer 'z' has no key column 'gid'"):
+        Locator({"z": zone.head(1)}, key="gid")
+    with pytest.raises(InputError, match="no layers given"):
+        Locator({})
+    with pytest.raises(InputError, match="must hold polygons"):
+        Locator(
+            {"z": gpd.GeoDataFrame({"code": ["p"]}, geometry=[shapely.Point(X0, Y0)], crs=4326)}
+        )
+    bow = shapely.Polygon([(X0, Y0), (X0 + 1, Y0 + 1), (X0 + 1, Y0), (X0, Y0 + 1)])
+    with pytest.raises(InputError, match=r"invalid or empty geometries for code \['B'\]"):
+        Locator({"z": gpd.GeoDataFrame({"code": ["B"]}, geometry=[bow], crs=4326)})
+    loc = Locator({"z": zone.head(1)})
+    with pytest.raises(InputError, match="infinite coordinates at rows"):
+        loc.locate([np.inf], [Y0])
+    with pytest.raises(InputError, match="latitude outside ±90° at rows"):
+        loc.locate([X0], [95.0])
+    with pytest.raises(InputError, match="x and y must be 1-d of one length"):
+        loc.locate([X0, X0], [Y0])
+    with pytest.raises(InputError, match="nearest was -5"):
+        Locator({"z": zone.head(1)}, nearest=-5)
+    with pytest.raises(InputError, match="invalid coordinate"):
+        loc.locate_one(X0, 91.0)
+
+
+def test_route_sends_categories_to_department_zones(county) -> None:
+    loc = Locator.from_workspace(county)
+    inc = county["incidents"].head(2000).copy()
+    inc.loc[inc.index[0], "category"] = "外星人"
+    r = route(inc, loc)
+    assert r.index.equals(inc.index)
+    assert r.attrs["unknown_categories"] == {"外星人": 1}
+    assert r["routed_by"].iloc[0] == "grid" and r["department"].iloc[0] is None
+    known = r.iloc[1:]
+    assert (known["department"] == inc["department"].iloc[1:]).all()
+    located = loc.locate(inc)
+    for lay in known["layer"].unique():
+        rows = known.index[known["layer"] == lay]
+        assert (
+            known.loc[rows, "zone"].fillna("-") == located.loc[rows, lay].astype(object).fillna("-")
+        ).all()
+    with pytest.raises(InputError, match="routes name layer"):
+        route(inc, loc, {"消防安全": "firemen"})
+    with pytest.raises(InputError, match="incidents have no column 'kind'"):
+        route(inc, loc, category="kind")
+
+
+def test_link_table_on_demo(county) -> None:
+    t = link_table(county["grids"], county["beats"])
+    assert t.rate == 1.0 and t.unlinked_grids == []
+    shares = t.links.groupby("grid")["share"].sum()
+    assert np.allclose(shares, 1.0, atol=1e-6)  # beats tile the county
+    assert t.links.groupby("grid")["primary"].sum().eq(1).all()
+
+
+def test_locate_dask_on_a_local_cluster(county) -> None:
+    pytest.importorskip("distributed")
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from gridgeo.assign.dask import locate_dask
+
+    loc = Locator.from_workspace(county)
+    inc = pd.DataFrame({"lng": county["incidents"]["lng"], "lat": county["incidents"]["lat"]})
+    ddf = dd.from_pandas(inc, npartitions=4)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        got = locate_dask(ddf, loc, crs="gcj02").compute()
+    want = loc.locate(inc["lng"].to_numpy(), inc["lat"].to_numpy(), crs="gcj02")
+    assert got.index.equals(inc.index)
+    for layer in loc.layer_names:
+        assert (
+            got[layer].fillna("-").to_numpy() == want[layer].astype(object).fillna("-").to_numpy()
+        ).all()
+    with pytest.raises(InputError, match="has no columns 'x' and 'y'"):
+        locate_dask(ddf, loc, x="x", y="y")
