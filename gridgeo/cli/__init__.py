@@ -15,6 +15,7 @@ from gridgeo import __version__
 
 _COMMAND_MODULES: tuple[str, ...] = (
     "gridgeo.cli.demo",
+    "gridgeo.cli.locate",
     "gridgeo.cli.partition",
     "gridgeo.cli.regroup",
 )

@@ -99,3 +99,44 @@ def test_partition_rejects_bad_rules_json(workspace, tmp_path) -> None:
         main, ["partition", str(workspace), "--rules", str(rules), "-o", str(tmp_path / "g.gpkg")]
     )
     assert result.exit_code == 2 and "is not valid JSON" in result.output
+
+
+def test_locate_csv_in_gcj02(tmp_path) -> None:
+    from gridgeo.datasets import demo_county
+    from gridgeo.io import write_workspace
+
+    county = demo_county(seed=0, scale=0.3, n_incidents=300)
+    ws = tmp_path / "w.gpkg"
+    write_workspace(county, ws)
+    pts = county["incidents"][["id", "lng", "lat"]]
+    csv = tmp_path / "pts.csv"
+    pts.to_csv(csv, index=False)
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(
+        main, ["locate", str(csv), "--workspace", str(ws), "--crs", "gcj02", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    from gridgeo.assign import Locator
+
+    got = pd.read_csv(out, dtype=str)
+    want = Locator.from_workspace(county).locate(county["incidents"])
+    assert len(got) == len(pts)
+    assert (
+        got["grid"].fillna("-").to_numpy() == want["grid"].astype(object).fillna("-").to_numpy()
+    ).all()
+
+
+def test_locate_names_missing_columns(tmp_path) -> None:
+    from gridgeo.datasets import demo_county
+    from gridgeo.io import write_workspace
+
+    ws = tmp_path / "w.gpkg"
+    write_workspace(demo_county(seed=0, scale=0.2, n_incidents=10), ws)
+    csv = tmp_path / "pts.csv"
+    csv.write_text("x,y\n115,25\n")
+    result = CliRunner().invoke(
+        main, ["locate", str(csv), "--workspace", str(ws), "-o", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 2 and "has no column(s) ['lng', 'lat']" in result.output
