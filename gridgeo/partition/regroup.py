@@ -57,7 +57,7 @@ EXACT_MAX_UNITS = 24
 
 _DEFAULT_MIP_SECONDS = 60.0
 _DEFAULT_BOUND_SECONDS = 30.0
-_RESTARTS = 8
+_RESTARTS = 16
 _METHODS = ("auto", "exact", "heuristic")
 
 
@@ -239,7 +239,7 @@ def regroup(
         ``time_limit`` cuts the search short).
     time_limit
         Seconds for the whole call, roughly. ``None``: the exact solver gets 60 s; the
-        heuristic runs its fixed number of iterations (8 restarts), then at most about
+        heuristic runs its fixed number of iterations (16 restarts), then at most about
         30 s go to tightening the lower bound and recombining groups. A time limit
         that cuts the search short makes the result depend on machine speed.
     method
