@@ -81,7 +81,9 @@ def locate_command(
             parts.append(res)
     located = pd.concat(parts) if parts else pd.DataFrame()
     took = time.perf_counter() - t0
-    result = data.join(located.astype({c: "string" for c in loc.layer_names}), rsuffix="_zone")
+    result = data.join(
+        located.astype({c: "string" for c in loc.layer_names}), suffixes=("", "_zone")
+    )
     suffix = out.suffix.lower()
     if suffix == ".parquet":
         result.to_parquet(out)
