@@ -18,6 +18,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "gridgeo.cli.locate",
     "gridgeo.cli.partition",
     "gridgeo.cli.regroup",
+    "gridgeo.cli.serve",
 )
 
 

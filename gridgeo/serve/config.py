@@ -1,0 +1,82 @@
+"""Service configuration: a dataclass, buildable from environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ServiceConfig", "default_data_path"]
+
+
+def default_data_path() -> Path | None:
+    """The bundled demo workspace, ``data/demo.gpkg`` beside the package, if present."""
+    here = Path(__file__).resolve().parents[2] / "data" / "demo.gpkg"
+    cwd = Path.cwd() / "data" / "demo.gpkg"
+    for p in (cwd, here):
+        if p.exists():
+            return p
+    return None
+
+
+@dataclass
+class ServiceConfig:
+    """What the service serves and how.
+
+    Attributes
+    ----------
+    data
+        Workspace GeoPackage; ``None`` serves the bundled demo (or builds it in
+        memory when the file is absent).
+    locator
+        A saved locator (``Locator.save``) to load instead of building one.
+    api_key
+        When set, protects every non-read endpoint (and ``/locate`` when
+        ``protect_locate``), via ``X-API-Key`` or ``Authorization: Bearer``.
+    protect_locate
+        Require the key for ``/locate`` too.
+    cors_origins
+        Origins allowed by CORS (``["*"]`` for any); empty for none.
+    max_batch
+        Most points in one ``POST /locate``.
+    max_body_bytes
+        Largest request body.
+    max_limit
+        Largest ``limit`` of an items page.
+    basemap
+        XYZ tile URL template for the map pages (e.g. 天地图 with its ``tk``);
+        ``None`` draws on a plain background, which works offline.
+    """
+
+    data: Path | None = None
+    locator: Path | None = None
+    api_key: str | None = None
+    protect_locate: bool = False
+    cors_origins: list[str] = field(default_factory=list)
+    max_batch: int = 100_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_limit: int = 10_000
+    basemap: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ServiceConfig:
+        """Build from ``GRIDGEO_*`` environment variables, then ``overrides``.
+
+        Examples
+        --------
+        >>> ServiceConfig.from_env(max_batch=10).max_batch
+        10
+        """
+        env = os.environ
+        cfg = cls(
+            data=Path(env["GRIDGEO_DATA"]) if env.get("GRIDGEO_DATA") else None,
+            locator=Path(env["GRIDGEO_LOCATOR"]) if env.get("GRIDGEO_LOCATOR") else None,
+            api_key=env.get("GRIDGEO_API_KEY") or None,
+            protect_locate=env.get("GRIDGEO_PROTECT_LOCATE", "") in ("1", "true", "yes"),
+            cors_origins=[o for o in env.get("GRIDGEO_CORS", "").split(",") if o],
+            basemap=env.get("GRIDGEO_BASEMAP") or None,
+        )
+        for key, value in overrides.items():
+            if value is not None:
+                setattr(cfg, key, value)
+        return cfg
