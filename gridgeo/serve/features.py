@@ -387,11 +387,10 @@ class FeatureService:
         records = json.loads(props.to_json(orient="records", force_ascii=False))
         out = []
         for rec, geom in zip(records, geoms):
+            # round coordinates, not set_precision: snapping can merge or drop parts
             gj = (
                 json.loads(
-                    shapely.to_geojson(
-                        shapely.set_precision(geom, 10**-digits) if geom is not None else geom
-                    )
+                    shapely.to_geojson(shapely.transform(geom, lambda xy: np.round(xy, digits)))
                 )
                 if geom
                 else None
