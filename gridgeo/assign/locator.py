@@ -80,7 +80,9 @@ class _Layer:
     @property
     def records(self) -> list[dict[str, Any]]:
         """Attributes of each zone as plain Python values."""
-        return [{k: _plain(v) for k, v in row.items()} for row in self.attrs.to_dict("records")]
+        return [
+            {str(k): _plain(v) for k, v in row.items()} for row in self.attrs.to_dict("records")
+        ]
 
     @classmethod
     def build(
@@ -97,8 +99,8 @@ class _Layer:
         nx = max(1, round(np.sqrt(cells * aspect)))
         ny = max(1, round(cells / nx))
         dx, dy = (x1 - x0) / nx, (y1 - y0) / ny
-        ix, iy = np.meshgrid(np.arange(nx), np.arange(ny))
-        ix, iy = ix.ravel(), iy.ravel()
+        gx, gy = np.meshgrid(np.arange(nx), np.arange(ny))
+        ix, iy = gx.ravel(), gy.ravel()
         boxes = shapely.box(x0 + ix * dx, y0 + iy * dy, x0 + (ix + 1) * dx, y0 + (iy + 1) * dy)
         shapely.prepare(geoms)
         tree = shapely.STRtree(geoms)

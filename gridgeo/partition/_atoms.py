@@ -9,6 +9,8 @@ between buildings, never through one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import shapely
 from numpy.typing import NDArray
@@ -77,7 +79,7 @@ def community_atoms(
         return atoms, owner
     block_arr = np.array(blocks, dtype=object)
     tree = shapely.STRtree(block_arr)
-    pts = shapely.points(points) if n else np.empty(0, dtype=object)
+    pts: Any = shapely.points(points) if n else np.empty(0, dtype=object)
     # each unit into one block: the first covering block, else the nearest
     block_of = np.full(n, -1, dtype=np.int64)
     if n:
@@ -108,7 +110,7 @@ def community_atoms(
             shapely.voronoi_polygons(shapely.multipoints(uniq_xy), extend_to=block)
         )
         # voronoi_polygons does not keep input order: match cells to sites
-        site_pts = shapely.points(uniq_xy)
+        site_pts: Any = shapely.points(uniq_xy)
         ctree = shapely.STRtree(cells)
         si, ci = ctree.query(site_pts, predicate="within")
         cell_of_site = np.full(len(uniq_xy), -1, dtype=np.int64)

@@ -194,7 +194,7 @@ def align_zones(
     gcodes = g[grid_key].astype(str).to_numpy()
     ggeoms = g.geometry.to_numpy()
     labels = pd.Series(0, index=z.index) if by is None else z[by]
-    members: dict[Any, list[str]] = {i: [] for i in z.index}
+    members: dict[Any, list[int]] = {i: [] for i in z.index}
     new_geom: dict[Any, Any] = {}
     for _, zd in z.groupby(labels, sort=False):
         zi, gi, _, share = _shares(zd.reset_index(drop=True), g)

@@ -247,7 +247,7 @@ def check_grids(
         ok_idx = comm_idx >= 0
         cap_h[ok_idx], cap_p[ok_idx] = ch[comm_idx[ok_idx]], cp[comm_idx[ok_idx]]
         # nesting: a grid inside its own community (up to the tolerance)
-        for i in range(len(g)):
+        for i in np.arange(len(g)):
             if comm_idx[i] < 0:
                 _add(
                     rows,
@@ -291,7 +291,7 @@ def check_grids(
         if population in g.columns
         else np.zeros(len(g))
     )
-    n_units = np.full(len(g), -1)
+    n_units: Any = np.full(len(g), -1)
     if units is not None:
         u = units.to_crs(crs)
         upts = shapely.point_on_surface(u.geometry.to_numpy())
@@ -320,7 +320,7 @@ def check_grids(
             else None
         )
         n_units = np.bincount(first[inside], minlength=len(g))
-        for i in range(len(g)):
+        for i in np.arange(len(g)):
             if abs(sum_h[i] - hh[i]) > 1e-6 or (sum_p is not None and abs(sum_p[i] - pp[i]) > 1e-6):
                 _add(
                     rows,

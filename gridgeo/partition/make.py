@@ -65,7 +65,7 @@ def _rng(seed: int | np.random.Generator) -> np.random.Generator:
 def _cap(value: Any, name: str, where: str) -> float:
     if value is None:
         return math.inf
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not float(value) > 0:
         raise InfeasibleError(f"{name} for {where} was {value!r}; a ceiling must be a number > 0")
     return float(value)
 

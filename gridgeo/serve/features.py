@@ -168,7 +168,7 @@ class FeatureService:
             if bounds
             else (0, 0, 1, 1)
         )
-        gk = metric_crs(box).to_epsg()
+        gk = metric_crs(box).to_epsg() or 4326
         self.crs_list = [CRS84, _uri(4326), _uri(4490), _uri(gk)]
         self._crs = {
             CRS84: pyproj.CRS("OGC:CRS84"),
