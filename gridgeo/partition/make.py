@@ -29,6 +29,7 @@ import shapely
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
+from gridgeo._rng import as_generator
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import polsby_popper, shared_boundaries
@@ -52,14 +53,6 @@ _OUT_COLUMNS = [
     "area_km2",
     "compactness",
 ]
-
-
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return np.random.default_rng(int(seed))
-    raise InputError(f"seed was {seed!r}; pass an int or a numpy.random.Generator")
 
 
 def _cap(value: Any, name: str, where: str) -> float:
@@ -255,7 +248,7 @@ def make_grids(
     cap_h_all, cap_p_all = _ceilings(within, rules, rule_key, max_households, max_population)
     h_all = _counts(units, households, "households")
     p_all = _counts(units, population, "population")
-    rng = _rng(seed)
+    rng = as_generator(seed)
 
     crs = metric_crs(within)
     comm = within.to_crs(crs)

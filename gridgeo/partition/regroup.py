@@ -42,6 +42,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
+from gridgeo._rng import as_generator
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import adjacency, area_km2
 from gridgeo.partition._mip import solve_minmax
@@ -59,14 +60,6 @@ _DEFAULT_MIP_SECONDS = 60.0
 _DEFAULT_BOUND_SECONDS = 30.0
 _RESTARTS = 16
 _METHODS = ("auto", "exact", "heuristic")
-
-
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        return np.random.default_rng(int(seed))
-    raise InputError(f"seed was {seed!r}; pass an int or a numpy.random.Generator")
 
 
 def _weights(
@@ -283,7 +276,7 @@ def regroup(
         raise InputError(f"method was {method!r}; expected one of {list(_METHODS)}")
     if time_limit is not None and not (isinstance(time_limit, numbers.Real) and time_limit > 0):
         raise InputError(f"time_limit was {time_limit!r}; give seconds > 0 or None")
-    rng = _rng(seed)
+    rng = as_generator(seed)
     w, parts = _weights(grids, weight)
     t0 = time.monotonic()
 
