@@ -131,9 +131,8 @@ def shared_boundaries(geoms: NDArray[np.object_], *, min_shared: float = 0.0) ->
     left, right = left[keep], right[keep]
     if len(left) == 0:
         return sp.csr_matrix((n, n))
-    shared = shapely.length(
-        shapely.intersection(shapely.boundary(geoms[left]), shapely.boundary(geoms[right]))
-    )
+    rings = shapely.boundary(geoms)  # once per polygon, not once per pair
+    shared = shapely.length(shapely.intersection(rings[left], rings[right]))
     ok = shared > min_shared
     rows = np.concatenate([left[ok], right[ok]])
     cols = np.concatenate([right[ok], left[ok]])

@@ -52,7 +52,7 @@ def community_atoms(
     region: shapely.Geometry,
     points: NDArray[np.float64],
     barriers: NDArray[np.object_] | None,
-) -> tuple[list[shapely.Geometry], NDArray[np.int64]]:
+) -> tuple[list[shapely.Geometry], NDArray[np.int64], NDArray[np.int64]]:
     """Tessellate ``region`` into atoms, one per distinct unit location, plus empty atoms.
 
     Parameters
@@ -70,13 +70,16 @@ def community_atoms(
         Single polygons tiling ``region``.
     owner
         For each unit, the index of the atom that holds it.
+    block
+        For each atom, the index of the block (between barriers) it lies in.
     """
     blocks = _blocks(region, barriers)
     n = len(points)
     owner = np.full(n, -1, dtype=np.int64)
     atoms: list[shapely.Geometry] = []
+    atom_block: list[int] = []
     if not blocks:
-        return atoms, owner
+        return atoms, owner, np.empty(0, dtype=np.int64)
     block_arr = np.array(blocks, dtype=object)
     tree = shapely.STRtree(block_arr)
     pts: Any = shapely.points(points) if n else np.empty(0, dtype=object)
@@ -98,6 +101,7 @@ def community_atoms(
         members = np.flatnonzero(block_of == b)
         if len(members) == 0:
             atoms.append(block)
+            atom_block.append(b)
             continue
         xy = points[members]
         uniq_xy, inverse = np.unique(np.round(xy, 3), axis=0, return_inverse=True)
@@ -105,6 +109,7 @@ def community_atoms(
         if len(uniq_xy) == 1:
             owner[members] = len(atoms)
             atoms.append(block)
+            atom_block.append(b)
             continue
         cells = shapely.get_parts(
             shapely.voronoi_polygons(shapely.multipoints(uniq_xy), extend_to=block)
@@ -136,15 +141,18 @@ def community_atoms(
             extra.extend(p for i, p in enumerate(parts) if i != hold and p.area > _MIN_AREA_M2)
         owner[members] = base + inverse
         atoms.extend(extra)
+        atom_block.extend([b] * (len(atoms) - len(atom_block)))
     # Snap every atom to one 1 mm grid, so that edges computed twice (once for
     # each neighbour) coincide exactly and unions of atoms have no hairline gaps.
     snapped = shapely.set_precision(np.array(atoms, dtype=object), _GRID_M)
     keep = ~shapely.is_empty(snapped)
     remap = np.cumsum(keep) - 1
     owner = np.where(owner >= 0, remap[np.maximum(owner, 0)], -1)
+    kept_block = np.asarray(atom_block, dtype=np.int64)[keep]
     out: list[shapely.Geometry] = []
     pieces: list[shapely.Geometry] = []
-    for g in snapped[keep]:
+    piece_block: list[int] = []
+    for g, b in zip(snapped[keep], kept_block):
         parts = [q for q in shapely.get_parts(g) if q.geom_type == "Polygon"]
         if len(parts) <= 1:
             out.append(parts[0] if parts else g)
@@ -152,4 +160,5 @@ def community_atoms(
         parts.sort(key=lambda q: -q.area)
         out.append(parts[0])
         pieces.extend(parts[1:])  # snapped off: empty atoms of their own
-    return out + pieces, owner
+        piece_block.extend([int(b)] * (len(parts) - 1))
+    return out + pieces, owner, np.concatenate([kept_block, np.asarray(piece_block, np.int64)])

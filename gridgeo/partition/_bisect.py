@@ -21,6 +21,7 @@ __all__ = ["bisect_region", "needed"]
 
 _SWEEP_TRIES = 12
 _TREE_TRIES = 12
+_BALANCE = 0.3  # weight of imbalance (in target-grid units) against the sides' compactness
 
 
 def needed(h: float, p: float, cap_h: float, cap_p: float) -> int:
@@ -31,14 +32,6 @@ def needed(h: float, p: float, cap_h: float, cap_p: float) -> int:
     if cap_p < math.inf:
         k = max(k, math.ceil(p / cap_p - 1e-9))
     return k
-
-
-def _connected(adj: sp.csr_matrix, mask: NDArray[np.bool_]) -> bool:
-    idx = np.flatnonzero(mask)
-    if len(idx) <= 1:
-        return len(idx) == 1
-    n, _ = connected_components(adj[idx][:, idx], directed=False)
-    return bool(n == 1)
 
 
 def _ok(
@@ -61,20 +54,45 @@ def _bounds(k1: int, k2: int, H: float, P: float, cap_h: float, cap_p: float):
     return max(lo_h, 0.0), hi_h, max(lo_p, 0.0), hi_p
 
 
-def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng):
+def _two_parts(adj: sp.coo_matrix, mask: NDArray[np.bool_]) -> bool:
+    """Are both sides of ``mask`` connected? (Cut the edges across, count components.)"""
+    n = len(mask)
+    keep = mask[adj.row] == mask[adj.col]
+    g = sp.csr_matrix((np.ones(int(keep.sum())), (adj.row[keep], adj.col[keep])), shape=(n, n))
+    ncomp, _ = connected_components(g, directed=False)
+    return bool(ncomp == 2)
+
+
+def _pp_sum(adj: sp.csr_matrix, mask, area, perim) -> float:
+    """Sum of the two sides' Polsby–Popper scores, from atom areas, perimeters and the
+    shared boundary lengths in ``adj`` (a side's perimeter is its atoms' perimeters less
+    twice the boundary they share)."""
+    m = mask.astype(float)
+    inner1 = float(m @ (adj @ m))
+    inner2 = float((1 - m) @ (adj @ (1 - m)))
+    a1, a2 = float(area[mask].sum()), float(area[~mask].sum())
+    p1 = float(perim[mask].sum()) - inner1
+    p2 = float(perim[~mask].sum()) - inner2
+    return sum(4 * math.pi * a / (q * q) if q > 0 else 0.0 for a, q in ((a1, p1), (a2, p2)))
+
+
+def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng, area=None, perim=None):
     H, P = float(h.sum()), float(p.sum())
     lo_h, hi_h, lo_p, hi_p = _bounds(k1, k2, H, P, cap_h, cap_p)
     centred = xy - xy.mean(axis=0)
-    # principal axes first, then a few random directions
+    # principal axes, the compass axes and diagonals (streets often run so), then random ones
     if len(xy) > 2:
         _, vecs = np.linalg.eigh(centred.T @ centred)
         dirs = [vecs[:, 1], vecs[:, 0]]
     else:
         dirs = [np.array([1.0, 0.0]), np.array([0.0, 1.0])]
-    angles = rng.uniform(0, np.pi, 4)
+    angles = np.concatenate([np.arange(4) * np.pi / 4, rng.uniform(0, np.pi, 4)])
     dirs += [np.array([np.cos(a), np.sin(a)]) for a in angles]
     target = H * k1 / (k1 + k2) if H > 0 else None
     n = len(h)
+    coo = adj.tocoo()
+    scored = area is not None and perim is not None and n > 2
+    best, best_score = None, -math.inf
     for d in dirs:
         order = np.argsort(centred @ d, kind="stable")
         ch = np.cumsum(h[order])[:-1]
@@ -89,9 +107,16 @@ def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng):
         for v in valid[np.argsort(score, kind="stable")][:_SWEEP_TRIES]:
             mask = np.zeros(n, dtype=bool)
             mask[order[: v + 1]] = True
-            if _connected(adj, mask) and _connected(adj, ~mask):
-                return mask
-    return None
+            if _two_parts(coo, mask):
+                if not scored:
+                    return mask
+                s = _pp_sum(adj, mask, area, perim)
+                if target is not None:
+                    s -= _BALANCE * abs(float(ch[v]) - target) / max(H / (k1 + k2), 1e-9)
+                if s > best_score:
+                    best, best_score = mask, s
+                break  # the most balanced connected cut along this direction
+    return best
 
 
 def _tree_cut(adj, h, p, k1, k2, cap_h, cap_p, rng):
@@ -151,6 +176,8 @@ def bisect_region(
     cap_h: float,
     cap_p: float,
     rng: np.random.Generator,
+    area: NDArray[np.float64] | None = None,
+    perim: NDArray[np.float64] | None = None,
 ) -> list[NDArray[np.int64]]:
     """Split a connected region into grids under the ceilings.
 
@@ -166,6 +193,10 @@ def bisect_region(
         Ceilings (``math.inf`` for none).
     rng
         Random generator for the fallbacks.
+    area, perim
+        Atom areas and perimeters; when given, the sweep keeps the most balanced
+        connected cut along each of several directions and picks the most compact
+        (``adj`` must then hold shared boundary lengths).
 
     Returns
     -------
@@ -188,7 +219,19 @@ def bisect_region(
         while mask is None and kk <= len(idx):
             k1 = kk // 2
             k2 = kk - k1
-            mask = _sweep_cut(sub, pts, hh, pp, k1, k2, cap_h, cap_p, rng)
+            mask = _sweep_cut(
+                sub,
+                pts,
+                hh,
+                pp,
+                k1,
+                k2,
+                cap_h,
+                cap_p,
+                rng,
+                None if area is None else area[idx],
+                None if perim is None else perim[idx],
+            )
             if mask is None:
                 mask = _tree_cut(sub, hh, pp, k1, k2, cap_h, cap_p, rng)
             if mask is None:

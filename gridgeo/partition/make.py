@@ -35,6 +35,7 @@ from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import polsby_popper, shared_boundaries
 from gridgeo.partition._atoms import community_atoms
 from gridgeo.partition._bisect import bisect_region, needed
+from gridgeo.partition._refine import refine_labels
 
 __all__ = ["make_grids"]
 
@@ -371,7 +372,7 @@ def _partition_community(
     region, members, upts, h_all, p_all, cap_h, cap_p, bar, rng
 ) -> list[dict[str, Any]]:
     xy = shapely.get_coordinates(upts[members]) if len(members) else np.empty((0, 2))
-    atoms, owner = community_atoms(region, xy, bar)
+    atoms, owner, block = community_atoms(region, xy, bar)
     n = len(atoms)
     atom_arr = np.array(atoms, dtype=object)
     ah = np.zeros(n)
@@ -392,6 +393,7 @@ def _partition_community(
     sub = adj[light][:, light]
     ncomp, labels = connected_components(sub, directed=False)
     centroids = shapely.get_coordinates(shapely.centroid(atom_arr))
+    atom_area, atom_perim = shapely.area(atom_arr), shapely.length(atom_arr)
     empty_parts: list[NDArray[np.int64]] = []
     for comp in range(ncomp):
         idx = light[labels == comp]
@@ -399,7 +401,15 @@ def _partition_community(
             empty_parts.append(idx)
             continue
         for piece in bisect_region(
-            adj[idx][:, idx].tocsr(), centroids[idx], ah[idx], ap[idx], cap_h, cap_p, rng
+            adj[idx][:, idx].tocsr(),
+            centroids[idx],
+            ah[idx],
+            ap[idx],
+            cap_h,
+            cap_p,
+            rng,
+            atom_area[idx],
+            atom_perim[idx],
         ):
             groups.append((idx[piece], False))
     if not groups:  # an empty community: one grid
@@ -408,6 +418,10 @@ def _partition_community(
     label = np.full(n, -1, dtype=np.int64)
     for g, (idx, _) in enumerate(groups):
         label[idx] = g
+    if len(groups) > 1:
+        label, _ = refine_labels(
+            adj, block, atom_area, atom_perim, ah, ap, label, ~heavy, cap_h, cap_p
+        )
     # attach each empty component to the grid it shares most boundary with (repeating, as
     # empty components may only touch each other), else to the nearest grid
     pending = list(empty_parts)
