@@ -126,7 +126,9 @@ def shared_boundaries(geoms: NDArray[np.object_], *, min_shared: float = 0.0) ->
     """
     n = len(geoms)
     tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
+    # bounding-box candidates only: the intersection below is the exact test, and an
+    # "intersects" predicate here would cost as much again
+    left, right = tree.query(geoms)
     keep = left < right
     left, right = left[keep], right[keep]
     if len(left) == 0:

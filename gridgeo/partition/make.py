@@ -32,8 +32,8 @@ from scipy.sparse.csgraph import connected_components
 from gridgeo._rng import as_generator
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InfeasibleError, InputError
-from gridgeo.geom import polsby_popper, shared_boundaries
-from gridgeo.partition._atoms import community_atoms
+from gridgeo.geom import polsby_popper
+from gridgeo.partition._atoms import GRID_M, community_atoms
 from gridgeo.partition._bisect import bisect_region, needed
 from gridgeo.partition._refine import refine_labels
 
@@ -372,7 +372,7 @@ def _partition_community(
     region, members, upts, h_all, p_all, cap_h, cap_p, bar, rng
 ) -> list[dict[str, Any]]:
     xy = shapely.get_coordinates(upts[members]) if len(members) else np.empty((0, 2))
-    atoms, owner, block = community_atoms(region, xy, bar)
+    atoms, owner, block, adj = community_atoms(region, xy, bar)
     n = len(atoms)
     atom_arr = np.array(atoms, dtype=object)
     ah = np.zeros(n)
@@ -384,7 +384,6 @@ def _partition_community(
         if len(members)
         else [np.empty(0, dtype=np.int64)] * n
     )
-    adj = shared_boundaries(atom_arr, min_shared=1e-6)
     heavy = (ah > cap_h + 1e-9) | (ap > cap_p + 1e-9)
     groups: list[tuple[NDArray[np.int64], bool]] = [
         (np.array([a]), True) for a in np.flatnonzero(heavy)
@@ -436,14 +435,14 @@ def _partition_community(
                 left.append(idx)
         if len(left) == len(pending):
             idx = left.pop(0)
-            part = shapely.union_all(atom_arr[idx])
+            part = shapely.union_all(atom_arr[idx], grid_size=GRID_M)
             assigned = np.flatnonzero(label >= 0)
             label[idx] = label[assigned[np.argmin(shapely.distance(atom_arr[assigned], part))]]
         pending = left
     geoms = []
     for g in range(len(groups)):
         idx = np.flatnonzero(label == g)
-        geoms.append(shapely.union_all(atom_arr[idx]))
+        geoms.append(_coverage_union(atom_arr[idx]))
     out = []
     for g, (_, heavy_flag) in enumerate(groups):
         idx = np.flatnonzero(label == g)
@@ -452,6 +451,18 @@ def _partition_community(
         is_multi = bool(shapely.get_num_geometries(geom) > 1)
         out.append(_record(geom, unit_idx, h_all, p_all, "comprehensive", heavy_flag, is_multi))
     return out
+
+
+def _coverage_union(atoms: NDArray[np.object_]) -> shapely.Geometry:
+    """Union of atoms of one noded coverage (fast); a full overlay on the 1 mm grid if
+    GEOS finds the coverage incorrectly noded."""
+    if len(atoms) == 1:
+        return atoms[0]
+    try:
+        return shapely.coverage_union_all(atoms)
+    except shapely.errors.GEOSException:
+        log.debug("coverage union failed; overlaying %d atoms on the 1 mm grid", len(atoms))
+        return shapely.union_all(atoms, grid_size=GRID_M)
 
 
 def _frame(records, units, h_all, p_all, crs, out_crs, lower) -> gpd.GeoDataFrame:
