@@ -466,32 +466,34 @@ def _coverage_union(atoms: NDArray[np.object_]) -> shapely.Geometry:
 
 
 def _frame(records, units, h_all, p_all, crs, out_crs, lower) -> gpd.GeoDataFrame:
-    unit_grid = pd.Series(pd.NA, index=units.index, dtype="string")
+    grid_of = np.full(len(units), None, dtype=object)
     rows = []
     for r in records:
         u = r["units"]
-        unit_grid.iloc[u] = r["code"]
+        grid_of[u] = r["code"]
         rows.append(
-            {
-                "code": r["code"],
-                "community_code": r["community_code"],
-                "kind": r["kind"],
-                "households": float(h_all[u].sum()),
-                "population": float(p_all[u].sum()),
-                "n_units": len(u),
-                "oversize": bool(r["oversize"]),
-                "multipart": bool(r["multipart"]),
-                "geometry": r["geometry"],
-            }
+            (
+                r["code"],
+                r["community_code"],
+                r["kind"],
+                float(h_all[u].sum()),
+                float(p_all[u].sum()),
+                len(u),
+                bool(r["oversize"]),
+                bool(r["multipart"]),
+            )
         )
-    gdf = gpd.GeoDataFrame(rows, columns=[*_OUT_COLUMNS, "geometry"], geometry="geometry", crs=crs)
-    gdf["area_km2"] = gdf.geometry.area / 1e6
+    geoms = np.array([r["geometry"] for r in records], dtype=object)
+    df = pd.DataFrame(rows, columns=_OUT_COLUMNS[:8])
+    gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, crs=crs))
+    gdf["area_km2"] = shapely.area(geoms) / 1e6
     gdf["compactness"] = polsby_popper(gdf)
     gdf["households"] = _maybe_int(gdf["households"])
     gdf["population"] = _maybe_int(gdf["population"])
+    gdf = gdf[[*_OUT_COLUMNS, "geometry"]]
     out = gdf.to_crs(out_crs)
     out.attrs["lower_bound"] = int(lower)
-    out.attrs["unit_grid"] = unit_grid
+    out.attrs["unit_grid"] = pd.Series(grid_of, index=units.index, dtype="string")
     log.info("made %d grids (lower bound %d)", len(out), lower)
     return out
 
