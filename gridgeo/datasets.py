@@ -37,7 +37,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from tqdm.auto import tqdm
 
 from gridgeo._demo.common import reading_order, to_lonlat, xy_to_lonlat
 from gridgeo._demo.grids import Hierarchy, build_grids
@@ -386,6 +385,11 @@ def demo_county(
     scale = float(scale)
     n_inc = round(N_INCIDENTS * scale) if n_incidents is None else int(n_incidents)
     stages = ["territory", "buildings", "grids", "zones", "incidents", "frames"]
+    # tqdm.auto only when asked: importing it warns in a notebook without ipywidgets
+    if progress:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm import tqdm
     bar = tqdm(total=len(stages), desc="demo county", disable=not progress, unit="stage")
     clock = time.perf_counter()
 
