@@ -3,9 +3,12 @@
 Each layer gets a lookup table: a regular lattice of cells over its extent.
 A cell that meets exactly one zone and lies strictly inside it answers every
 point in it at once; a cell that meets no zone answers "outside"; the points
-in the remaining (boundary) cells are tested exactly with ``shapely.covers``
-against the few zones that meet their cell. So the answer always equals a
-brute-force ``covers`` test.
+in the remaining (boundary) cells are tested exactly against the few zones
+that meet their cell: a compiled crossing test against the zone's edges in
+that cell, from the point to a reference point whose status shapely decided
+once; where floating point cannot be sure (a point on or within ~1e-14 of an
+edge), ``shapely.covers`` decides. So the answer always equals a brute-force
+``covers`` test.
 
 **Boundary rule.** A point covered by several zones of a layer (on a shared
 edge or vertex, or where zones overlap) gets the zone whose key sorts first.
@@ -41,7 +44,8 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
-from gridgeo.assign._kernels import table_lookup
+from gridgeo.assign._edges import CellEdges, cell_edges
+from gridgeo.assign._kernels import exact_lookup, exact_one, table_lookup
 from gridgeo.codes import DEPARTMENTS
 from gridgeo.crs import from_wgs84, metric_crs, to_wgs84
 from gridgeo.errors import CRSError, InputError
@@ -52,7 +56,9 @@ log = logging.getLogger(__name__)
 
 _EMPTY = -1
 _BOUNDARY = -2
-_FORMAT = "gridgeo-locator-1"
+_FORMAT = "gridgeo-locator-2"
+#: Locators unpickled in this process (diagnostics: a dask worker should receive one once).
+UNPICKLED = {"count": 0}
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class _Layer:
     state: NDArray[np.int32]  # zone position, _EMPTY or _BOUNDARY, per cell (row-major y, x)
     cand_ptr: NDArray[np.int64]  # CSR over cells: candidate zones of each boundary cell
     cand: NDArray[np.int32]
+    edges: CellEdges
 
     @property
     def dtype(self) -> pd.CategoricalDtype:
@@ -120,6 +127,7 @@ class _Layer:
         bi, zi = bi[order2], zi[order2]
         cand_ptr = np.zeros(ncell + 1, dtype=np.int64)
         np.cumsum(np.bincount(bi, minlength=ncell), out=cand_ptr[1:])
+        cand = zi.astype(np.int32)
         return cls(
             keys,
             geoms,
@@ -132,7 +140,8 @@ class _Layer:
             int(ny),
             state,
             cand_ptr,
-            zi.astype(np.int32),
+            cand,
+            cell_edges(geoms, x0, y0, dx, dy, nx, ny, cand_ptr, cand),
         )
 
     def cell(self, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.int64]:
@@ -157,7 +166,21 @@ class _Layer:
     def exact(
         self, x: NDArray[np.float64], y: NDArray[np.float64], cells: NDArray[np.int64]
     ) -> NDArray[np.int64]:
-        """Exact ``covers`` test of points against the candidate zones of their cells."""
+        """Exact test of boundary-cell points: compiled, with shapely where it is unsure."""
+        e = self.edges
+        out = np.empty(len(x), dtype=np.int64)
+        exact_lookup(
+            x, y, cells, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in, out
+        )
+        unsure = np.flatnonzero(out == _BOUNDARY)
+        if len(unsure):
+            out[unsure] = self.covers(x[unsure], y[unsure], cells[unsure])
+        return out
+
+    def covers(
+        self, x: NDArray[np.float64], y: NDArray[np.float64], cells: NDArray[np.int64]
+    ) -> NDArray[np.int64]:
+        """``shapely.covers`` test of points against the candidate zones of their cells."""
         start, stop = self.cand_ptr[cells], self.cand_ptr[cells + 1]
         n = stop - start
         pidx = np.repeat(np.arange(len(x)), n)
@@ -182,11 +205,11 @@ class _Layer:
         s = int(self.state[c])
         if s != _BOUNDARY:
             return s
-        pt = shapely.Point(x, y)
-        for z in self.cand[self.cand_ptr[c] : self.cand_ptr[c + 1]]:
-            if self.geoms[z].covers(pt):
-                return int(z)
-        return -1
+        e = self.edges
+        z = int(exact_one(x, y, c, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in))
+        if z == _BOUNDARY:  # on or too near an edge: shapely decides
+            z = int(self.covers(np.array([x]), np.array([y]), np.array([c], dtype=np.int64))[0])
+        return z
 
 
 def _check_layer(name: str, gdf: gpd.GeoDataFrame, key: str) -> None:
@@ -482,6 +505,10 @@ class Locator:
             arrays[f"{i}_state"] = layer.state
             arrays[f"{i}_cand_ptr"] = layer.cand_ptr
             arrays[f"{i}_cand"] = layer.cand
+            arrays[f"{i}_edge_ptr"] = layer.edges.edge_ptr
+            arrays[f"{i}_edges"] = layer.edges.edges
+            arrays[f"{i}_ref"] = layer.edges.ref
+            arrays[f"{i}_ref_in"] = layer.edges.ref_in
             meta["layers"].append(
                 {
                     "name": name,
@@ -542,6 +569,12 @@ class Locator:
                 data[f"{i}_state"],
                 data[f"{i}_cand_ptr"],
                 data[f"{i}_cand"],
+                CellEdges(
+                    data[f"{i}_edge_ptr"],
+                    data[f"{i}_edges"],
+                    data[f"{i}_ref"],
+                    data[f"{i}_ref_in"],
+                ),
             )
         self._records = {n: lay.records for n, lay in self._layers.items()}
         return self
@@ -556,6 +589,7 @@ class Locator:
         self._lock = threading.Lock()
         for layer in self._layers.values():
             shapely.prepare(layer.geoms)
+        UNPICKLED["count"] += 1
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{n}: {len(lay.keys)}" for n, lay in self._layers.items())

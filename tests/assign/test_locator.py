@@ -280,3 +280,35 @@ def test_locate_dask_on_a_local_cluster(county) -> None:
         ).all()
     with pytest.raises(InputError, match="has no columns 'x' and 'y'"):
         locate_dask(ddf, loc, x="x", y="y")
+
+
+def _unpickled() -> int:
+    from gridgeo.assign import locator
+
+    return locator.UNPICKLED["count"]
+
+
+@pytest.mark.slow
+def test_locate_dask_ships_the_locator_once_per_worker_process(county) -> None:
+    """Two worker processes, 24 partitions: each worker unpickles the locator at most once."""
+    pytest.importorskip("distributed")
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from gridgeo.assign.dask import locate_dask
+
+    loc = Locator.from_workspace(county)
+    inc = pd.DataFrame({"lng": county["incidents"]["lng"], "lat": county["incidents"]["lat"]})
+    ddf = dd.from_pandas(inc, npartitions=24)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        got = locate_dask(ddf, loc, crs="gcj02").compute()
+        per_worker = client.run(_unpickled)
+    assert len(got) == len(inc)
+    assert len(per_worker) == 2
+    assert all(n <= 1 for n in per_worker.values()), per_worker
+    assert sum(per_worker.values()) >= 1  # it did travel to a worker
