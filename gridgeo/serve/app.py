@@ -10,14 +10,16 @@ import hmac
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
-from gridgeo.errors import GridGeoError, Unauthorized
+from gridgeo.errors import GridGeoError, NotFound, Unauthorized
 from gridgeo.serve.config import ServiceConfig, default_data_path
 from gridgeo.serve.features import FeatureService, to_html
+from gridgeo.serve.heatmap import HeatmapService
 from gridgeo.serve.lookup import LookupService
 from gridgeo.serve.openapi import openapi
 
@@ -91,6 +93,11 @@ def create_app(
         locator = Locator.load(config.locator) if config.locator else Locator.from_workspace(layers)
     features = FeatureService(layers, max_limit=config.max_limit, title="gridgeo 网格化服务管理")
     lookup = LookupService(locator, max_batch=config.max_batch)
+    heat = (
+        HeatmapService(layers, basemap=config.basemap)
+        if "incidents" in layers and "grids" in layers
+        else None
+    )
     log.info("service ready in %.2f s", time.perf_counter() - t0)
 
     app = Flask("gridgeo.serve")
@@ -101,6 +108,7 @@ def create_app(
         "lookup": lookup,
         "layers": layers,
         "locator": locator,
+        "heatmap": heat,
     }
 
     def base() -> str:
@@ -239,6 +247,35 @@ def create_app(
                 request.get_data(cache=False), request.content_type or "", accept, params()
             )
         )
+
+    static = Path(__file__).parent / "static"
+
+    def heatmap_service() -> HeatmapService:
+        if heat is None:
+            raise NotFound("this workspace has no incidents (or no grids): no heat map")
+        return heat
+
+    @app.get("/heatmap")
+    def heatmap_page() -> Response:
+        body, status, headers = heatmap_service().page(params())
+        return Response(body, status=status, headers=headers)
+
+    @app.get("/heatmap/static/<path:name>")
+    def heatmap_static(name: str) -> Response:
+        # send_from_directory refuses paths that leave the folder
+        resp = send_from_directory(static, name, max_age=86400)
+        return resp
+
+    @app.get("/heatmap/tiles/<int:z>/<int:x>/<int:y>.png")
+    def heatmap_tile(z: int, x: int, y: int) -> Response:
+        body, status, headers = heatmap_service().tile(
+            z, x, y, params(), request.headers.get("If-None-Match")
+        )
+        return Response(body, status=status, headers=headers)
+
+    @app.get("/stats/grids")
+    def stats_grids() -> Response:
+        return _json(*heatmap_service().stats(params()))
 
     return app
 

@@ -1,0 +1,269 @@
+"""Heat tiles, per-grid statistics and the leaders' map page, framework-free.
+
+Each handler takes parsed parameters and returns ``(body, status, headers)``;
+:mod:`gridgeo.serve.app` puts them on routes. The incident index and the grid
+geometries are prepared once, at start-up; tiles and statistics are kept in
+LRU caches keyed by their parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo.analyze import IncidentIndex, grid_stats, heat_tile, hotspots
+from gridgeo.analyze.index import day_str, to_day
+from gridgeo.errors import InputError
+
+__all__ = ["HeatmapService", "basemap_layers"]
+
+log = logging.getLogger(__name__)
+
+_TEMPLATES = Path(__file__).parent / "templates"
+_TILE_PARAMS = {"category", "start", "end"}
+_STATS_PARAMS = {"category", "start", "end", "period", "compare", "alpha"}
+_TIANDITU = (
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk="
+)
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                self.hits += 1
+                return self._data[key]
+            self.misses += 1
+            return None
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+def basemap_layers(basemap: str | None) -> list[dict[str, Any]]:
+    """Tile layers of the configured basemap, for the page.
+
+    ``None`` or ``"none"``: no basemap (the page works offline);
+    ``"tianditu:<tk>"``: 天地图 vector map with labels; any other value is an XYZ
+    URL template with ``{z}``, ``{x}`` and ``{y}``.
+
+    >>> basemap_layers(None)
+    []
+    >>> [b["name"] for b in basemap_layers("tianditu:KEY")]
+    ['天地图矢量', '天地图注记']
+    >>> basemap_layers("http://tiles.local/{z}/{x}/{y}.png")[0]["url"]
+    'http://tiles.local/{z}/{x}/{y}.png'
+    >>> basemap_layers("http://tiles.local/")
+    Traceback (most recent call last):
+    ...
+    gridgeo.errors.InputError: basemap 'http://tiles.local/' is not 'none', 'tianditu:<key>' ...
+    """
+    if basemap in (None, "", "none"):
+        return []
+    if basemap.startswith("tianditu:"):
+        tk = basemap.split(":", 1)[1]
+        return [
+            {
+                "name": "天地图矢量",
+                "url": _TIANDITU.format(s="{s}", layer="vec", z="{z}", x="{x}", y="{y}") + tk,
+                "subdomains": "01234567",
+            },
+            {
+                "name": "天地图注记",
+                "url": _TIANDITU.format(s="{s}", layer="cva", z="{z}", x="{x}", y="{y}") + tk,
+                "subdomains": "01234567",
+            },
+        ]
+    if all(f"{{{c}}}" in basemap for c in "zxy"):
+        return [{"name": "底图", "url": basemap, "subdomains": "abc"}]
+    raise InputError(
+        f"basemap {basemap!r} is not 'none', 'tianditu:<key>' or an XYZ URL "
+        "with {z}, {x} and {y}"
+    )
+
+
+class HeatmapService:
+    """The heat-map endpoints over one workspace's incidents and grids.
+
+    Parameters
+    ----------
+    layers
+        Workspace layers; needs ``incidents`` and ``grids``.
+    basemap
+        See :func:`basemap_layers`.
+    tile_cache, stats_cache
+        Sizes of the LRU caches (tiles, statistics answers).
+    """
+
+    def __init__(
+        self,
+        layers: dict[str, gpd.GeoDataFrame],
+        *,
+        basemap: str | None = None,
+        tile_cache: int = 4096,
+        stats_cache: int = 64,
+    ) -> None:
+        for name in ("incidents", "grids"):
+            if name not in layers:
+                raise InputError(f"the workspace has no '{name}' layer; heat maps need it")
+        self.grids = layers["grids"]
+        self.index = IncidentIndex.build(layers["incidents"], grids=self.grids)
+        self.basemap = basemap_layers(basemap)
+        wgs = self.grids.to_crs(4326)
+        rounded = shapely.set_precision(wgs.geometry.to_numpy(), 1e-6, mode="pointwise")
+        self._geometry = [json.loads(shapely.to_geojson(g)) for g in rounded]
+        self._bounds = [round(float(v), 6) for v in wgs.total_bounds]
+        self._tiles = _LRU(tile_cache)
+        self._stats = _LRU(stats_cache)
+        first, last = self.index.days
+        self.first_day, self.last_day = first, last
+
+    # ---- parameters ----------------------------------------------------------------------
+
+    @staticmethod
+    def _only(params: dict[str, str], allowed: set[str]) -> None:
+        unknown = sorted(set(params) - allowed)
+        if unknown:
+            raise InputError(f"unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
+
+    def _filters(self, params: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+        category = params.get("category") or None
+        self.index.category_mask(category)  # validates
+        start = params.get("start") or None
+        end = params.get("end") or None
+        lo, hi = self.index.day_window(start, end)  # validates
+        return (
+            category,
+            day_str(lo) if start else None,
+            day_str(hi) if end else None,
+        )
+
+    # ---- handlers ------------------------------------------------------------------------
+
+    def tile(
+        self, z: int, x: int, y: int, params: dict[str, str], if_none_match: str | None = None
+    ) -> tuple[bytes, int, dict[str, str]]:
+        """A heat tile as PNG, with a strong ETag; 304 when the client has it."""
+        self._only(params, _TILE_PARAMS)
+        category, start, end = self._filters(params)
+        key = (z, x, y, category, start, end)
+        etag = '"' + hashlib.sha1(f"{self.index.fingerprint}{key}".encode()).hexdigest()[:20] + '"'
+        headers = {
+            "Content-Type": "image/png",
+            "ETag": etag,
+            "Cache-Control": "public, max-age=3600",
+        }
+        if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+            return b"", 304, headers
+        png = self._tiles.get(key)
+        if png is None:
+            png = heat_tile(self.index, z, x, y, category=category, start=start, end=end)
+            self._tiles.put(key, png)
+        return png, 200, headers
+
+    def stats(self, params: dict[str, str]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Per-grid statistics as a GeoJSON FeatureCollection (WGS84)."""
+        self._only(params, _STATS_PARAMS)
+        category, start, end = self._filters(params)
+        period = params.get("period") or "M"
+        compare = params.get("compare") or "previous"
+        try:
+            alpha = float(params.get("alpha") or 0.05)
+        except ValueError as err:
+            raise InputError(f"alpha must be a number, got {params.get('alpha')!r}") from err
+        key = (category, start, end, period, compare, alpha)
+        cached = self._stats.get(key)
+        if cached is not None:
+            return cached, 200, {"Content-Type": "application/geo+json"}
+        s = grid_stats(
+            self.index,
+            self.grids,
+            period=period,
+            start=start,
+            end=end,
+            category=category,
+            compare=compare,  # type: ignore[arg-type]
+        )
+        h = hotspots(s, column="count", alpha=alpha)
+        names = self.grids["name"].astype(str).tolist() if "name" in self.grids else None
+        feats = []
+        for i, row in enumerate(h.itertuples(index=False)):
+            props = {
+                "code": row.code,
+                "name": names[i] if names else None,
+                "count": int(row.count),
+                "previous": int(row.previous),
+                "change": int(row.change),
+                "change_pct": _num(row.change_pct),
+                "per_1000_households": _num(row.per_1000_households),
+                "hotspot": row.hotspot,
+                "gi_z": _num(row.gi_z),
+                "gi_p": _num(row.gi_p),
+            }
+            feats.append(
+                {
+                    "type": "Feature",
+                    "id": row.code,
+                    "properties": props,
+                    "geometry": self._geometry[i],
+                }
+            )
+        body = {
+            "type": "FeatureCollection",
+            "features": feats,
+            "window": list(s.attrs["window"]),
+            "previousWindow": list(s.attrs["previous_window"]),
+            "outside": s.attrs["outside"],
+            "category": category,
+            "alpha": alpha,
+        }
+        self._stats.put(key, body)
+        return body, 200, {"Content-Type": "application/geo+json"}
+
+    def page(self, params: dict[str, str]) -> tuple[str, int, dict[str, str]]:
+        """The leaders' heat-map page (Chinese labels, no external requests by default)."""
+        self._only(params, set())
+        last = self.last_day or "1970-01-01"
+        start = day_str(max(to_day(last, "end") - 364, to_day(self.first_day or last, "start")))
+        html = Template((_TEMPLATES / "heatmap.html").read_text(encoding="utf-8")).substitute(
+            categories=json.dumps(self.index.categories, ensure_ascii=False),
+            basemap=json.dumps(self.basemap, ensure_ascii=False),
+            bounds=json.dumps(self._bounds),
+            start=start,
+            end=last,
+            first=self.first_day or last,
+            total=f"{self.index.n:,}",
+        )
+        return html, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _num(v: Any) -> float | None:
+    if v is None or v is pd.NA:
+        return None
+    f = float(v)
+    return None if np.isnan(f) else round(f, 4)

@@ -1,0 +1,225 @@
+"""The heat-map endpoints: through the test client, and in Debian's chromium."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from PIL import Image
+
+from gridgeo.analyze import EMPTY_TILE, tile_of
+from gridgeo.serve import ServiceConfig, create_app
+from gridgeo.serve.heatmap import HeatmapService
+
+DEMO = Path(__file__).resolve().parents[2] / "data" / "demo.gpkg"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def county():
+    from gridgeo.datasets import demo_county
+
+    return demo_county(seed=0)
+
+
+@pytest.fixture(scope="module")
+def client(county):
+    return create_app(ServiceConfig(), layers=county).test_client()
+
+
+def test_page_is_self_contained_and_small(client) -> None:
+    r = client.get("/heatmap")
+    assert r.status_code == 200 and r.content_type.startswith("text/html")
+    html = r.get_data(as_text=True)
+    assert "事件热力图" in html and 'lang="zh-CN"' in html
+    # every asset comes from this server: no absolute URL is loaded
+    for attr in ("src=", "href="):
+        for part in html.split(attr)[1:]:
+            url = part[1:].split(part[0], 1)[0]
+            assert not url.startswith(("http:", "https:", "//")), url
+    weight = len(r.data)
+    for asset in ("leaflet/leaflet.js", "leaflet/leaflet.css", "leaflet/images/layers.png"):
+        a = client.get(f"/heatmap/static/{asset}")
+        assert a.status_code == 200, asset
+        weight += len(a.data)
+        a.close()  # a file response
+    assert weight < 1_000_000  # page plus assets, whatever the number of incidents
+
+
+def test_tiles_have_etags_and_answer_304(client, county) -> None:
+    lon, lat = 114.93, 25.41
+    z = 12
+    x, y = tile_of(lon, lat, z)
+    r = client.get(f"/heatmap/tiles/{z}/{x}/{y}.png")
+    assert r.status_code == 200 and r.content_type == "image/png"
+    assert r.data != EMPTY_TILE and Image.open(io.BytesIO(r.data)).size == (256, 256)
+    etag = r.headers["ETag"]
+    assert "max-age" in r.headers["Cache-Control"]
+    again = client.get(f"/heatmap/tiles/{z}/{x}/{y}.png", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b""
+    fire = client.get(f"/heatmap/tiles/{z}/{x}/{y}.png?category=消防安全")
+    assert fire.headers["ETag"] != etag and fire.data != r.data
+
+
+def test_stats_are_geojson_per_grid_and_match_the_library(client, county) -> None:
+    from gridgeo.analyze import grid_stats
+
+    r = client.get("/stats/grids?category=消防安全&start=2025-01-01&end=2025-06-30")
+    assert r.status_code == 200 and r.content_type == "application/geo+json"
+    fc = r.json
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == len(county["grids"])
+    ref = grid_stats(
+        county["incidents"],
+        county["grids"],
+        start="2025-01-01",
+        end="2025-06-30",
+        category="消防安全",
+    ).set_index("code")
+    for f in fc["features"]:
+        p = f["properties"]
+        assert set(p) >= {"code", "count", "per_1000_households", "change", "change_pct", "hotspot"}
+        assert p["count"] == ref.loc[p["code"], "count"]
+        assert p["change"] == ref.loc[p["code"], "change"]
+        assert p["hotspot"] in ("hot", "cold", "none")
+    g = shapely.from_geojson(json.dumps(fc["features"][0]["geometry"]))
+    assert g.is_valid and -180 <= g.centroid.x <= 180  # WGS84 lon/lat
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "match"),
+    [
+        ("/stats/grids?category=火灾", 400, "unknown category '火灾'"),
+        ("/stats/grids?start=2025-02-30", 400, "is not a date"),
+        ("/stats/grids?start=2025-05-01&end=2025-01-01", 400, "is after end"),
+        ("/stats/grids?period=fortnight", 400, "period was 'fortnight'"),
+        ("/stats/grids?alpha=x", 400, "alpha must be a number"),
+        ("/stats/grids?bbox=1,2,3,4", 400, "unknown parameter"),
+        ("/heatmap/tiles/25/0/0.png", 400, "zoom 25 is out of range"),
+        ("/heatmap/tiles/3/8/0.png", 400, "tile 3/8/0 does not exist"),
+        ("/heatmap/tiles/3/a/0.png", 404, ""),
+        ("/heatmap/tiles/12/1/1.png?category=x", 400, "unknown category"),
+        ("/heatmap?x=1", 400, "unknown parameter"),
+        ("/heatmap/static/../app.py", 404, ""),
+        ("/heatmap/static/leaflet/../../heatmap.py", 404, ""),
+    ],
+)
+def test_bad_requests_get_a_4xx_that_names_the_problem(client, url, status, match) -> None:
+    r = client.get(url)
+    assert r.status_code == status, r.data[:200]
+    assert r.is_json and match in r.json["description"]
+
+
+def test_without_incidents_the_heatmap_is_404(county) -> None:
+    layers = {k: v for k, v in county.items() if k != "incidents"}
+    c = create_app(ServiceConfig(), layers=layers).test_client()
+    r = c.get("/heatmap")
+    assert r.status_code == 404 and "no incidents" in r.json["description"]
+
+
+def test_basemap_configuration(county) -> None:
+    svc = HeatmapService(county, basemap="tianditu:abc")
+    html, _, _ = svc.page({})
+    assert "tianditu.gov.cn" in html and "tk=abc" in html
+    svc = HeatmapService(county)
+    assert "tianditu" not in svc.page({})[0]
+
+
+# ---- in a real browser ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_demo():
+    """`gridgeo serve` on the bundled demo workspace, in its own process."""
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gridgeo.cli",
+            "serve",
+            "--data",
+            str(DEMO),
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url + "/healthz", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("gridgeo serve did not start within 90 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.mark.browser
+@pytest.mark.server
+def test_heatmap_page_in_chromium_makes_no_outside_request(live_demo) -> None:
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    requests_seen: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("request", lambda req: requests_seen.append(req.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(live_demo + "/heatmap")
+        page.wait_for_function(
+            "window.gridgeoState && gridgeoState.statsLoaded >= 1 && gridgeoState.tilesLoaded >= 4",
+            timeout=60_000,
+        )
+        grid_paths = page.locator("path.leaflet-interactive").count()
+        assert grid_paths >= 60  # the 67 grids' outlines (and hot-spot outlines)
+        assert page.locator("#worse tbody tr").count() > 0
+        first_status = page.locator("#status").inner_text()
+        tiles_before = page.evaluate("gridgeoState.tilesLoaded")
+        # change the category: tiles and statistics reload without a page load
+        page.select_option("#category", "消防安全")
+        page.wait_for_function(
+            "gridgeoState.statsLoaded >= 2 && gridgeoState.category === '消防安全'",
+            timeout=60_000,
+        )
+        page.wait_for_function(f"gridgeoState.tilesLoaded > {tiles_before}", timeout=60_000)
+        assert page.locator("#status").inner_text() != first_status
+        assert "消防安全" in page.locator("#status").inner_text()
+        assert page.evaluate("gridgeoState.tileErrors") == 0
+        heat_imgs = page.locator("img.leaflet-tile-loaded").count()
+        assert heat_imgs >= 4
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "heatmap.png"))
+        browser.close()
+    assert not errors, errors
+    outside = [
+        u for u in requests_seen if not u.startswith(live_demo) and not u.startswith("data:")
+    ]
+    assert outside == []
+    shot = np.asarray(Image.open(ARTIFACTS / "heatmap.png").convert("RGB"))
+    assert shot.std() > 10  # not a blank page
