@@ -3,13 +3,15 @@
 To split a region of ``H`` households into ``k`` grids under ceiling ``C``,
 cut it into two connected parts that will hold ``k1`` and ``k2 = k - k1``
 grids; the ``k1`` side must hold between ``H - k2·C`` and ``k1·C``
-(the same for population). Cuts come from a sweep along the region's
-principal axes; failing that, from random spanning trees (seeded); failing
-that, ``k`` grows by one.
+(the same for population). Cuts come from a sweep along several directions
+(the most compact of the most balanced cut per direction); failing that, from
+a connected growth from the region's far end; then from random spanning trees
+(seeded); failing all, ``k`` grows by one.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 
 import numpy as np
@@ -47,6 +49,7 @@ def _ok(
 
 
 def _bounds(k1: int, k2: int, H: float, P: float, cap_h: float, cap_p: float):
+    """Window for the k1 side's households and population."""
     lo_h = H - k2 * cap_h if cap_h < math.inf else 0.0
     hi_h = k1 * cap_h if cap_h < math.inf else math.inf
     lo_p = P - k2 * cap_p if cap_p < math.inf else 0.0
@@ -117,6 +120,51 @@ def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng, area=None, perim=None):
                     best, best_score = mask, s
                 break  # the most balanced connected cut along this direction
     return best
+
+
+def _grow_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng):
+    """Grow a connected part from the far end of the region along a direction, always
+    taking the frontier atom that lies furthest back; the first part that lands in the
+    household window and leaves the rest connected is the cut. Slower than the sweep
+    (a heap walk in Python), so only used where the sweep found nothing."""
+    H, P = float(h.sum()), float(p.sum())
+    lo_h, hi_h, lo_p, hi_p = _bounds(k1, k2, H, P, cap_h, cap_p)
+    n = len(h)
+    indptr, indices = adj.indptr, adj.indices
+    coo = adj.tocoo()
+    centred = xy - xy.mean(axis=0)
+    angles = np.concatenate([np.arange(8) * np.pi / 4, rng.uniform(0, 2 * np.pi, 4)])
+    target = H * k1 / (k1 + k2)
+    for a in angles:
+        proj = centred @ np.array([np.cos(a), np.sin(a)])
+        start = int(np.argmin(proj))
+        taken = np.zeros(n, dtype=bool)
+        seen = np.zeros(n, dtype=bool)
+        heap = [(proj[start], start)]
+        seen[start] = True
+        ch = cp = 0.0
+        cands: list[tuple[float, int]] = []
+        order = []
+        while heap:
+            _, u = heapq.heappop(heap)
+            taken[u] = True
+            order.append(u)
+            ch += h[u]
+            cp += p[u]
+            if ch > hi_h + 1e-9 or cp > hi_p + 1e-9:
+                break
+            if ch >= lo_h - 1e-9 and cp >= lo_p - 1e-9 and len(order) < n:
+                cands.append((abs(ch - target), len(order)))
+            for v in indices[indptr[u] : indptr[u + 1]]:
+                if not seen[v]:
+                    seen[v] = True
+                    heapq.heappush(heap, (proj[v], v))
+        for _, m in sorted(cands)[:_SWEEP_TRIES]:
+            mask = np.zeros(n, dtype=bool)
+            mask[order[:m]] = True
+            if _two_parts(coo, mask):
+                return mask
+    return None
 
 
 def _tree_cut(adj, h, p, k1, k2, cap_h, cap_p, rng):
@@ -232,6 +280,8 @@ def bisect_region(
                 None if area is None else area[idx],
                 None if perim is None else perim[idx],
             )
+            if mask is None:
+                mask = _grow_cut(sub, pts, hh, pp, k1, k2, cap_h, cap_p, rng)
             if mask is None:
                 mask = _tree_cut(sub, hh, pp, k1, k2, cap_h, cap_p, rng)
             if mask is None:
