@@ -249,7 +249,10 @@ def _invert(forward: Any, gx: NDArray[np.float64], gy: NDArray[np.float64]) -> C
     wx, wy = gx.copy(), gy.copy()
     finite = np.isfinite(gx) & np.isfinite(gy)
     for _ in range(_INVERSE_MAX_ITER):
-        fx, fy = forward(wx, wy)
+        # far from China (e.g. at the poles) the offset formula overflows; those points are
+        # their own preimage (restored below), so the warnings would only be noise
+        with np.errstate(over="ignore", invalid="ignore"):
+            fx, fy = forward(wx, wy)
         dx, dy = fx - gx, fy - gy
         wx -= dx
         wy -= dy

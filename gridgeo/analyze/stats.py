@@ -272,6 +272,11 @@ def hotspots(
     from libpysal.weights import Queen
 
     y = pd.to_numeric(stats[column], errors="coerce").astype(float).fillna(0.0).to_numpy()
+    if np.all(y == y[0]):  # no variation (e.g. no incident at all): nothing can stand out
+        out = stats.copy()
+        out["gi_z"], out["gi_p"], out["hotspot"] = np.nan, np.nan, "none"
+        out.attrs["alpha"] = alpha
+        return out
     frame = gpd.GeoDataFrame(geometry=stats.geometry.reset_index(drop=True), crs=stats.crs)
     with warnings.catch_warnings():
         # libpysal warns about islands (grids with no neighbour) and disconnected parts;

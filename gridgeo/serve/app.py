@@ -177,7 +177,11 @@ def create_app(
         desc = err.description or err.name
         if err.code == 413:
             desc = f"request body larger than {config.max_body_bytes} bytes"
-        return _problem(err.code or 500, code, desc)
+        resp = _problem(err.code or 500, code, desc)
+        allow = getattr(err, "valid_methods", None)
+        if err.code == 405 and allow:  # RFC 9110: a 405 lists the methods that are allowed
+            resp.headers["Allow"] = ", ".join(sorted(allow))
+        return resp
 
     @app.errorhandler(Exception)
     def on_bug(err: Exception) -> Response:
@@ -196,7 +200,7 @@ def create_app(
     @app.get("/api")
     def api() -> Response:
         return _json(
-            openapi(features, base()),
+            openapi(features, base(), categories=heat.index.categories if heat else None),
             200,
             {"Content-Type": "application/vnd.oai.openapi+json;version=3.0"},
         )
@@ -204,7 +208,12 @@ def create_app(
     @app.get("/api.html")
     def api_html() -> Response:
         return Response(
-            to_html(openapi(features, base())["paths"], "gridgeo API"),
+            to_html(
+                openapi(features, base(), categories=heat.index.categories if heat else None)[
+                    "paths"
+                ],
+                "gridgeo API",
+            ),
             content_type="text/html; charset=utf-8",
         )
 

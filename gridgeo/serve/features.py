@@ -188,6 +188,8 @@ class FeatureService:
             ) from None
 
     def _crs_of(self, uri: str | None, param: str) -> tuple[str, pyproj.CRS]:
+        if uri == "":
+            raise InputError(f"parameter '{param}' is empty; give a CRS URI or omit it")
         uri = uri or CRS84
         if uri not in self._crs:
             raise InputError(
@@ -306,12 +308,12 @@ class FeatureService:
         limit = _int(params, "limit", 10, 1, self.max_limit)
         offset = _int(params, "offset", 0, 0, 2**62)
         crs_uri, crs = self._crs_of(params.get("crs"), "crs")
+        if "bbox-crs" in params:
+            self._crs_of(params["bbox-crs"], "bbox-crs")  # validated even without a bbox
         mask = np.ones(len(c.gdf), dtype=bool)
         if "bbox" in params:
-            bb = _floats(params["bbox"], "bbox", (4, 6))
-            x0, y0, x1, y1 = (
-                (bb[0], bb[1], bb[2], bb[3]) if len(bb) == 4 else (bb[0], bb[1], bb[3], bb[4])
-            )
+            bb = _floats(params["bbox"], "bbox", (4,))
+            x0, y0, x1, y1 = bb
             _, bcrs = self._crs_of(params.get("bbox-crs"), "bbox-crs")
             if bcrs.axis_info and bcrs.axis_info[0].direction == "north":
                 x0, y0, x1, y1 = y0, x0, y1, x1
@@ -322,9 +324,9 @@ class FeatureService:
             sel = np.zeros(len(c.gdf), dtype=bool)
             sel[hits] = True
             mask &= sel
-        elif "bbox-crs" in params:
-            raise InputError("parameter 'bbox-crs' needs a 'bbox'")
         if "datetime" in params:
+            if params["datetime"] == "":
+                raise InputError("parameter 'datetime' is empty; give an instant or interval")
             if not c.time_column:
                 raise InputError(f"collection '{cid}' has no time; 'datetime' does not apply")
             raw = params["datetime"]
@@ -337,6 +339,8 @@ class FeatureService:
             if t1 is not None:
                 mask &= (times <= t1).to_numpy()
         for prop in set(params) & set(c.queryables):
+            if params[prop] == "":
+                raise InputError(f"parameter '{prop}' is empty; give a value or omit it")
             mask &= (c.gdf[prop].astype(str) == params[prop]).to_numpy()
         idx = np.flatnonzero(mask)
         matched = len(idx)

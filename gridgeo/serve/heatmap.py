@@ -152,6 +152,9 @@ class HeatmapService:
             raise InputError(f"unknown parameter(s) {unknown}; allowed: {sorted(allowed)}")
 
     def _filters(self, params: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+        empty = sorted(k for k, v in params.items() if v == "")
+        if empty:
+            raise InputError(f"parameter(s) {empty} are empty; give a value or omit them")
         category = params.get("category") or None
         self.index.category_mask(category)  # validates
         start = params.get("start") or None

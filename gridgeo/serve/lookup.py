@@ -81,6 +81,8 @@ class LookupService:
         self, body: bytes, content_type: str, crs_param: str | None
     ) -> tuple[np.ndarray, np.ndarray, str]:
         ctype = (content_type or "").split(";")[0].strip().lower()
+        if crs_param is not None:
+            _crs(crs_param)  # an unknown crs is an error even where the body names its own
         if ctype in ("application/json", "application/geo+json"):
             try:
                 doc = json.loads(body.decode("utf-8"))
@@ -88,16 +90,21 @@ class LookupService:
                 raise InputError(f"request body is not valid JSON: {err}") from err
             if not isinstance(doc, dict):
                 raise InputError("JSON body must be an object with 'points' or a FeatureCollection")
-            crs = _crs(doc.get("crs") if isinstance(doc.get("crs"), str) else crs_param)
+            body_crs = doc.get("crs", crs_param)
+            if "crs" in doc and not isinstance(body_crs, str):
+                raise InputError(f"'crs' in the body must be a name like 'gcj02', got {body_crs!r}")
+            crs = _crs(body_crs)
             if doc.get("type") == "FeatureCollection":
                 feats = doc.get("features")
                 if not isinstance(feats, list):
                     raise InputError("FeatureCollection has no 'features' list")
                 self._check_size(len(feats))
-                pts = []
+                pts: list[Any] = []
                 for i, f in enumerate(feats):
-                    geom = (f or {}).get("geometry") or {}
-                    if geom.get("type") != "Point":
+                    geom = f.get("geometry") if isinstance(f, dict) else None
+                    if not isinstance(f, dict) or f.get("type") != "Feature":
+                        raise InputError(f"feature {i} is not a GeoJSON Feature")
+                    if not isinstance(geom, dict) or geom.get("type") != "Point":
                         raise InputError(f"feature {i} is not a Point")
                     pts.append(geom.get("coordinates"))
             elif "points" in doc:
@@ -107,6 +114,14 @@ class LookupService:
                 self._check_size(len(pts))
             else:
                 raise InputError("JSON body needs 'points': [[lng, lat], …] or a FeatureCollection")
+            for i, pt in enumerate(pts):
+                if (
+                    not isinstance(pt, list)
+                    or len(pt) < 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pt)
+                ):
+                    raise InputError(f"point {i} is not a [lng, lat] pair of numbers: {pt!r}")
+            pts = [pt[:2] for pt in pts]  # a height, where given, plays no part
             try:
                 arr = np.asarray(pts, dtype=np.float64)
             except (TypeError, ValueError) as err:
