@@ -117,7 +117,7 @@ class LookupService:
             for i, pt in enumerate(pts):
                 if (
                     not isinstance(pt, list)
-                    or len(pt) < 2
+                    or not 2 <= len(pt) <= 3
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pt)
                 ):
                     raise InputError(f"point {i} is not a [lng, lat] pair of numbers: {pt!r}")

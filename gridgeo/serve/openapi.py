@@ -32,15 +32,14 @@ _HTML = {"text/html": {"schema": {"type": "string"}}}
 _DAY = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|1\d|2[0-8])"
 _INSTANT = _DAY + r"(T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))?"
 _DATETIME = rf"^({_INSTANT}|\.\.)(/({_INSTANT}|\.\.))?$"
+# [lng, lat] or [lng, lat, height]; OpenAPI 3.0 has no tuples, so the latitude's
+# narrower range (±90) is said in words only
 _LNGLAT = {
     "type": "array",
     "minItems": 2,
     "maxItems": 3,
-    "items": [
-        {"type": "number", "minimum": -180, "maximum": 180},
-        {"type": "number", "minimum": -90, "maximum": 90},
-        {"type": "number"},
-    ],
+    "items": {"type": "number", "minimum": -180, "maximum": 180},
+    "description": "[lng, lat] (lat within ±90), optionally with a height",
 }
 _JSON = {"application/json": {"schema": {"type": "object"}}}
 _JSON_HTML = {**_JSON, **_HTML}
