@@ -137,6 +137,7 @@ class IncidentIndex:
         time: str = "reported_at",
         key: str = "code",
         seed: int = 0,
+        locator: Any = None,
     ) -> IncidentIndex:
         """Index an incident layer (points with a category and a timestamp).
 
@@ -151,6 +152,9 @@ class IncidentIndex:
             Column names.
         seed
             Seed of the colour-normalisation sample.
+        locator
+            A :class:`~gridgeo.assign.Locator` with a ``"grid"`` layer built from
+            these grids, to reuse instead of building one.
 
         Raises
         ------
@@ -180,7 +184,11 @@ class IncidentIndex:
         if grids is not None:
             from gridgeo.assign import Locator
 
-            loc = Locator({"grid": grids}, key=key)
+            loc = (
+                locator
+                if locator is not None and "grid" in locator.layer_names
+                else Locator({"grid": grids}, key=key)
+            )
             res = loc.locate(lon, lat, crs="EPSG:4326")["grid"]
             grid_codes = np.asarray(loc._layers["grid"].keys, dtype=object)
             pos = pd.Categorical(res.astype(object), categories=list(grid_codes)).codes

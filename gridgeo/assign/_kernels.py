@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from gridgeo import _numba  # noqa: F401  (fork-safe threading layer, before any launch)
+
 __all__ = ["exact_lookup", "exact_one", "table_lookup"]
 
 

@@ -94,7 +94,7 @@ def create_app(
     features = FeatureService(layers, max_limit=config.max_limit, title="gridgeo 网格化服务管理")
     lookup = LookupService(locator, max_batch=config.max_batch)
     heat = (
-        HeatmapService(layers, basemap=config.basemap)
+        HeatmapService(layers, basemap=config.basemap, locator=locator)
         if "incidents" in layers and "grids" in layers
         else None
     )

@@ -118,6 +118,9 @@ class HeatmapService:
         See :func:`basemap_layers`.
     tile_cache, stats_cache
         Sizes of the LRU caches (tiles, statistics answers).
+    locator
+        The service's locator, reused to place incidents in grids (its ``grid``
+        layer must come from the same grids).
     """
 
     def __init__(
@@ -127,12 +130,13 @@ class HeatmapService:
         basemap: str | None = None,
         tile_cache: int = 4096,
         stats_cache: int = 64,
+        locator: Any = None,
     ) -> None:
         for name in ("incidents", "grids"):
             if name not in layers:
                 raise InputError(f"the workspace has no '{name}' layer; heat maps need it")
         self.grids = layers["grids"]
-        self.index = IncidentIndex.build(layers["incidents"], grids=self.grids)
+        self.index = IncidentIndex.build(layers["incidents"], grids=self.grids, locator=locator)
         self.basemap = basemap_layers(basemap)
         wgs = self.grids.to_crs(4326)
         rounded = shapely.set_precision(wgs.geometry.to_numpy(), 1e-6, mode="pointwise")

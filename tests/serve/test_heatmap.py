@@ -200,14 +200,18 @@ def test_heatmap_page_in_chromium_makes_no_outside_request(live_demo) -> None:
         assert grid_paths >= 60  # the 67 grids' outlines (and hot-spot outlines)
         assert page.locator("#worse tbody tr").count() > 0
         first_status = page.locator("#status").inner_text()
+        page.wait_for_function("gridgeoState.heatLoads >= 1", timeout=60_000)
         tiles_before = page.evaluate("gridgeoState.tilesLoaded")
+        loads_before = page.evaluate("gridgeoState.heatLoads")
         # change the category: tiles and statistics reload without a page load
         page.select_option("#category", "消防安全")
         page.wait_for_function(
             "gridgeoState.statsLoaded >= 2 && gridgeoState.category === '消防安全'",
             timeout=60_000,
         )
-        page.wait_for_function(f"gridgeoState.tilesLoaded > {tiles_before}", timeout=60_000)
+        # the heat layer reloads every visible tile for the new category
+        page.wait_for_function(f"gridgeoState.heatLoads > {loads_before}", timeout=60_000)
+        assert page.evaluate("gridgeoState.tilesLoaded") > tiles_before
         assert page.locator("#status").inner_text() != first_status
         assert "消防安全" in page.locator("#status").inner_text()
         assert page.evaluate("gridgeoState.tileErrors") == 0
