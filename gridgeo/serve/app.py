@@ -191,7 +191,21 @@ def create_app(
     @app.get("/")
     def landing() -> Response:
         p = params()
-        return reply(features.landing(base()), wants_html(p), "gridgeo")
+        body, status, headers = features.landing(base())
+        if heat is not None:
+            body = {
+                **body,
+                "links": [
+                    *body["links"],
+                    {
+                        "rel": "alternate",
+                        "type": "text/html",
+                        "title": "事件热力图 (incident heat map)",
+                        "href": base() + "/heatmap",
+                    },
+                ],
+            }
+        return reply((body, status, headers), wants_html(p), "gridgeo")
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -450,12 +450,50 @@ def to_html(body: Any, title: str) -> str:
             return "<ul>" + "".join(f"<li>{render(x, depth + 1)}</li>" for x in v) + "</ul>"
         return html.escape(str(v))
 
+    def features_table(fc: dict[str, Any]) -> str:
+        """A FeatureCollection as one row per feature, with paging links above."""
+        links = fc.get("links", [])
+        nav = " · ".join(
+            f'<a href="{html.escape(lk["href"])}">{html.escape(lk["rel"])}</a>'
+            for lk in links
+            if lk.get("rel") in ("prev", "next", "collection")
+        )
+        self_href = next((lk["href"] for lk in links if lk.get("rel") == "self"), "")
+        items_path = self_href.split("?", 1)[0]
+        feats = fc.get("features", [])
+        cols: list[str] = []
+        for f in feats:
+            for k in f.get("properties") or {}:
+                if k not in cols:
+                    cols.append(k)
+        head = "<tr><th>id</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
+        rows = []
+        for f in feats:
+            fid = html.escape(str(f.get("id", "")))
+            link = (
+                f'<a href="{html.escape(items_path)}/{fid}?f=html">{fid}</a>' if items_path else fid
+            )
+            props = f.get("properties") or {}
+            cells = "".join(f"<td>{html.escape(str(props.get(c, '')))}</td>" for c in cols)
+            rows.append(f"<tr><td>{link}</td>{cells}</tr>")
+        summary = (
+            f"<p>{fc.get('numberReturned', len(feats))} of {fc.get('numberMatched', '?')} "
+            f"features. {nav}</p>"
+        )
+        return f"{summary}<table>{head}{''.join(rows)}</table><p>{nav}</p>"
+
     style = (
         "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
         "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
+        "th{background:#f0f3f6}"
+    )
+    content = (
+        features_table(body)
+        if isinstance(body, dict) and body.get("type") == "FeatureCollection"
+        else render(body)
     )
     return (
         f'<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>'
         f"{html.escape(title)}</title><style>{style}</style></head><body><h1>"
-        f"{html.escape(title)}</h1>{render(body)}</body></html>"
+        f"{html.escape(title)}</h1>{content}</body></html>"
     )
