@@ -11,7 +11,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from gridgeo.assign import Locator
+from typing import TYPE_CHECKING, Any
+
 from gridgeo.errors import (
     CRSError,
     GridGeoError,
@@ -20,13 +21,32 @@ from gridgeo.errors import (
     NotFound,
     ValidationError,
 )
-from gridgeo.partition import (
-    align_zones,
-    check_alignment,
-    check_grids,
-    make_grids,
-    regroup,
-)
+
+if TYPE_CHECKING:
+    from gridgeo.assign import Locator
+    from gridgeo.partition import align_zones, check_alignment, check_grids, make_grids, regroup
+
+# Imported on first use, so that the service (which needs neither the partitioner nor
+# its solver) starts faster.
+_LAZY = {
+    "Locator": "gridgeo.assign",
+    "align_zones": "gridgeo.partition",
+    "check_alignment": "gridgeo.partition",
+    "check_grids": "gridgeo.partition",
+    "make_grids": "gridgeo.partition",
+    "regroup": "gridgeo.partition",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gridgeo' has no attribute {name!r}")
+
 
 __all__ = [
     "CRSError",

@@ -34,7 +34,6 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from gridgeo.analyze.index import ZMAX, IncidentIndex, morton
 from gridgeo.errors import InputError
@@ -227,6 +226,8 @@ def heat_tile(
         )
     if not img.any():
         return EMPTY_TILE
+    from scipy.ndimage import gaussian_filter  # imported on first use: a faster start-up
+
     dens = gaussian_filter(img, _SIGMA, mode="constant", truncate=3.0)[
         _MARGIN : _MARGIN + TILE, _MARGIN : _MARGIN + TILE
     ]
