@@ -211,6 +211,8 @@ def heat_tile(
         raise InputError(f"zoom {z} is out of range 0..{_MAX_ZOOM}")
     if not (0 <= x < 2**z and 0 <= y < 2**z):
         raise InputError(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{2**z - 1}")
+    if index.n and not len(index.sample):
+        raise InputError("this incident index was built with tiles=False; rebuild it for tiles")
     mask = index.category_mask(category)
     d0, d1 = index.day_window(start, end)
     ranges = _ranges(index, z, x, y)

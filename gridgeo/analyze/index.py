@@ -140,6 +140,7 @@ class IncidentIndex:
         key: str = "code",
         seed: int = 0,
         locator: Any = None,
+        tiles: bool = True,
     ) -> IncidentIndex:
         """Index an incident layer (points with a category and a timestamp).
 
@@ -157,6 +158,9 @@ class IncidentIndex:
         locator
             A :class:`~gridgeo.assign.Locator` with a ``"grid"`` layer built from
             these grids, to reuse instead of building one.
+        tiles
+            Sort along the Z-order curve for heat tiles; ``False`` skips that
+            (statistics only, faster).
 
         Raises
         ------
@@ -181,8 +185,8 @@ class IncidentIndex:
         if len(cats.categories) > 255:
             raise InputError(f"incidents have {len(cats.categories)} categories; at most 255")
         px, py = lonlat_to_pixel(lon, lat)
-        code = morton(px, py)
-        order = np.argsort(code, kind="stable")
+        code = morton(px, py) if tiles else np.zeros(len(px), dtype=np.uint64)
+        order = np.argsort(code, kind="stable") if tiles else np.arange(len(code))
         grid = grid_codes = None
         if grids is not None:
             from gridgeo.assign import Locator
@@ -202,7 +206,11 @@ class IncidentIndex:
         np.add.at(counts, (cats.codes, day - day0), 1)
         rng = np.random.default_rng(seed)
         n = len(code)
-        sample = np.sort(rng.choice(n, size=min(n, _SAMPLE), replace=False)) if n else order[:0]
+        sample = (
+            np.sort(rng.choice(n, size=min(n, _SAMPLE), replace=False))
+            if n and tiles
+            else order[:0]
+        )
         digest = hashlib.sha1(code[order].tobytes())
         digest.update(counts.tobytes())
         index = cls(

@@ -132,7 +132,7 @@ def grid_stats(
     index = (
         incidents
         if isinstance(incidents, IncidentIndex)
-        else IncidentIndex.build(incidents, grids=grids, key=key)
+        else IncidentIndex.build(incidents, grids=grids, key=key, tiles=False)
     )
     grid_of, grid_codes = index.grid, index.grid_codes
     if grid_of is None or grid_codes is None:

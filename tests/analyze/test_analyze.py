@@ -226,6 +226,8 @@ def test_errors_name_the_problem() -> None:
     poly.geometry = shapely.buffer(poly.geometry.values, 0.001)
     with pytest.raises(InputError, match="must be non-empty points"):
         IncidentIndex.build(poly)
+    with pytest.raises(InputError, match="built with tiles=False"):
+        heat_tile(IncidentIndex.build(inc, tiles=False), 10, 0, 0)
     with pytest.raises(InputError, match="built without grids"):
         grid_stats(IncidentIndex.build(inc), grids)
     with pytest.raises(InputError, match="hotspots needs at least 3 grids"):
