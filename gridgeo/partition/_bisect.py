@@ -138,7 +138,6 @@ def _grow_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng):
     for a in angles:
         proj = centred @ np.array([np.cos(a), np.sin(a)])
         start = int(np.argmin(proj))
-        taken = np.zeros(n, dtype=bool)
         seen = np.zeros(n, dtype=bool)
         heap = [(proj[start], start)]
         seen[start] = True
@@ -147,7 +146,6 @@ def _grow_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng):
         order = []
         while heap:
             _, u = heapq.heappop(heap)
-            taken[u] = True
             order.append(u)
             ch += h[u]
             cp += p[u]
