@@ -74,12 +74,15 @@ def run(n_incidents: int, scale: float, n_tiles: int) -> dict:
         t = time.perf_counter()
         svc.tile(z, x, y, {"category": "消防安全", "start": "2025-01-01", "end": "2025-06-30"})
         filtered.append(time.perf_counter() - t)
-    t = time.perf_counter()
-    s = grid_stats(idx, county["grids"], start="2025-01-01", end="2025-12-31")
-    stats_fast = time.perf_counter() - t
-    t = time.perf_counter()
-    s2 = grid_stats(county["incidents"], county["grids"], start="2025-01-01", end="2025-12-31")
-    stats_full = time.perf_counter() - t
+    # best of 3 (a shared, noisy machine)
+    stats_fast = stats_full = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        s = grid_stats(idx, county["grids"], start="2025-01-01", end="2025-12-31")
+        stats_fast = min(stats_fast, time.perf_counter() - t)
+        t = time.perf_counter()
+        s2 = grid_stats(county["incidents"], county["grids"], start="2025-01-01", end="2025-12-31")
+        stats_full = min(stats_full, time.perf_counter() - t)
     assert s["count"].tolist() == s2["count"].tolist()
     t = time.perf_counter()
     svc.stats({"start": "2025-01-01", "end": "2025-12-31"})
@@ -163,7 +166,8 @@ def main() -> None:
         "`HeatmapService` (the service's core, without HTTP).",
         "",
         "| incidents | index build s | index MB | tile p50 / p99 ms cold | cached | filtered cold "
-        "| grid_stats s (index / from points) | /stats/grids s with Gi* (first / next) |",
+        "| grid_stats s, best of 3 (index / from points) "
+        "| /stats/grids s with Gi* (first / next) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
