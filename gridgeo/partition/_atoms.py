@@ -53,8 +53,13 @@ def community_atoms(
     region: shapely.Geometry,
     points: NDArray[np.float64],
     barriers: NDArray[np.object_] | None,
+    polygons: NDArray[np.object_] | None = None,
 ) -> tuple[list[shapely.Geometry], NDArray[np.int64], NDArray[np.int64], sp.csr_matrix]:
     """Tessellate ``region`` into atoms, one per distinct unit location, plus empty atoms.
+
+    With ``polygons`` (units that are blocks), each unit's polygon clipped to the
+    region is its atom and the land no unit covers makes empty atoms; barriers
+    then only tell which block (between streets) each atom lies in.
 
     Parameters
     ----------
@@ -64,6 +69,9 @@ def community_atoms(
         ``(n, 2)`` unit locations inside ``region``.
     barriers
         Barrier lines (metric CRS) or None.
+    polygons
+        The units' polygons (metric CRS, not overlapping), or None to build
+        Voronoi atoms around ``points``.
 
     Returns
     -------
@@ -86,20 +94,9 @@ def community_atoms(
     block_arr = np.array(blocks, dtype=object)
     tree = shapely.STRtree(block_arr)
     pts: Any = shapely.points(points) if n else np.empty(0, dtype=object)
-    # each unit into one block: the first covering block, else the nearest
-    block_of = np.full(n, -1, dtype=np.int64)
-    if n:
-        pi, bi = tree.query(pts, predicate="covered_by")
-        first = np.full(n, -1, dtype=np.int64)
-        order = np.lexsort((bi, pi))
-        pi, bi = pi[order], bi[order]
-        uniq, idx = np.unique(pi, return_index=True)
-        first[uniq] = bi[idx]
-        missing = np.flatnonzero(first < 0)
-        if len(missing):
-            near = tree.query_nearest(pts[missing], return_distance=False)
-            first[missing[near[0]]] = near[1]
-        block_of = first
+    block_of = _block_of(tree, pts)
+    if polygons is not None:
+        return _polygon_atoms(region, np.asarray(polygons, dtype=object), pts, points, tree)
     for b, block in enumerate(blocks):
         members = np.flatnonzero(block_of == b)
         if len(members) == 0:
@@ -129,25 +126,76 @@ def community_atoms(
             cell_of_site[lost[near[0]]] = near[1]
         clipped = shapely.intersection(cells[cell_of_site], block)
         base = len(atoms)
+        parts, part_site = shapely.get_parts(clipped, return_index=True)
+        poly = shapely.get_type_id(parts) == 3
+        parts, part_site = parts[poly], part_site[poly]
+        n_parts = np.bincount(part_site, minlength=len(uniq_xy))
+        first = np.searchsorted(part_site, np.arange(len(uniq_xy)))
+        cell_atoms = np.empty(len(uniq_xy), dtype=object)
+        single = n_parts == 1
+        cell_atoms[single] = parts[first[single]]
         extra: list[shapely.Geometry] = []
-        for s, geom in enumerate(clipped):
-            parts = [p for p in shapely.get_parts(geom) if p.geom_type == "Polygon"]
-            if not parts:
-                parts = [shapely.buffer(site_pts[s], 0.01)]
+        for s in np.flatnonzero(~single):
+            mine = list(parts[first[s] : first[s] + n_parts[s]])
+            if not mine:
+                cell_atoms[s] = shapely.buffer(site_pts[s], 0.01)
+                continue
             # the part holding the site is the atom; other parts become empty atoms
-            hold = (
-                int(np.argmax([p.distance(site_pts[s]) == 0 for p in parts]))
-                if len(parts) > 1
-                else 0
-            )
-            atoms.append(parts[hold])
-            extra.extend(p for i, p in enumerate(parts) if i != hold and p.area > _MIN_AREA_M2)
+            hold = int(np.argmax([p.distance(site_pts[s]) == 0 for p in mine]))
+            cell_atoms[s] = mine[hold]
+            extra.extend(p for i, p in enumerate(mine) if i != hold and p.area > _MIN_AREA_M2)
+        atoms.extend(cell_atoms)
         owner[members] = base + inverse
         atoms.extend(extra)
         atom_block.extend([b] * (len(atoms) - len(atom_block)))
     return _noded(
         np.array(atoms, dtype=object), owner, np.asarray(atom_block, np.int64), region, points
     )
+
+
+def _block_of(tree: shapely.STRtree, pts: NDArray[np.object_]) -> NDArray[np.int64]:
+    """Each point into one block: the first covering block, else the nearest."""
+    n = len(pts)
+    first = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return first
+    pi, bi = tree.query(pts, predicate="covered_by")
+    order = np.lexsort((bi, pi))
+    pi, bi = pi[order], bi[order]
+    uniq, idx = np.unique(pi, return_index=True)
+    first[uniq] = bi[idx]
+    missing = np.flatnonzero(first < 0)
+    if len(missing):
+        near = tree.query_nearest(pts[missing], return_distance=False)
+        first[missing[near[0]]] = near[1]
+    return first
+
+
+def _polygon_atoms(
+    region: shapely.Geometry,
+    polygons: NDArray[np.object_],
+    pts: NDArray[np.object_],
+    points: NDArray[np.float64],
+    tree: shapely.STRtree,
+) -> tuple[list[shapely.Geometry], NDArray[np.int64], NDArray[np.int64], sp.csr_matrix]:
+    """Atoms from unit polygons (blocks): each clipped to the region, plus the land left."""
+    clipped = shapely.intersection(polygons, region)
+    mixed = np.flatnonzero(shapely.get_type_id(clipped) == 7)  # polygons with stray lines
+    for i in mixed:
+        polys = [p for p in shapely.get_parts(clipped[i]) if p.geom_type == "Polygon"]
+        clipped[i] = shapely.multipolygons(polys) if polys else shapely.Polygon()
+    block = _block_of(tree, pts)
+    owner = np.arange(len(polygons), dtype=np.int64)
+    # the land no unit covers comes out of the noding as faces no atom holds
+    return _noded(clipped, owner, block, region, points, overlap_error=True)
+
+
+class AtomOverlap(ValueError):
+    """Two unit polygons (atoms ``i`` and ``j``) overlap by ``area`` m²."""
+
+    def __init__(self, i: int, j: int, area: float) -> None:
+        super().__init__(f"atoms {i} and {j} overlap by {area:.1f} m²")
+        self.i, self.j, self.area = i, j, area
 
 
 def _edge_pairs(faces: NDArray[np.object_]) -> tuple[NDArray[np.int64], ...]:
@@ -181,6 +229,8 @@ def _noded(
     block: NDArray[np.int64],
     region: shapely.Geometry,
     points: NDArray[np.float64],
+    *,
+    overlap_error: bool = False,
 ) -> tuple[list[shapely.Geometry], NDArray[np.int64], NDArray[np.int64], sp.csr_matrix]:
     """Rebuild the atoms as one noded coverage on the 1 mm grid, with their adjacency.
 
@@ -190,22 +240,52 @@ def _noded(
     faces whose shared edges have identical vertices on both sides. Each face goes
     back to the atom holding it; thin sliver faces that no atom holds (between the
     two sides of a street edge) join the neighbour they share most boundary with;
-    faces outside the region (its holes) are dropped. Because the result is a
+    faces outside the region (its holes) are dropped. Land that no atom holds and
+    that is not a sliver (≥ 1 m², e.g. between unit polygons that leave gaps)
+    becomes an empty atom. With ``overlap_error``, a face of ≥ 1 m² inside two
+    atoms raises :class:`AtomOverlap`. Because the result is a
     proper coverage, shared boundary lengths come from exact segment matching and
     grids are unions by ``shapely.coverage_union_all``, both far cheaper than
     overlays.
     """
-    n = len(atoms)
-    lines = shapely.union_all(shapely.boundary(atoms), grid_size=GRID_M)
+    edges = np.concatenate([shapely.boundary(atoms), [shapely.boundary(region)]])
+    lines = shapely.union_all(edges, grid_size=GRID_M)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
-    faces = faces[shapely.area(faces) > 0]
+    face_area = shapely.area(faces)
+    faces, face_area = faces[face_area > 0], face_area[face_area > 0]
     rep = shapely.point_on_surface(faces)
     fi, ai = shapely.STRtree(atoms).query(rep, predicate="within")
+    by_face = np.argsort(fi, kind="stable")
+    fi, ai = fi[by_face], ai[by_face]
+    if overlap_error and len(fi):
+        twice = np.flatnonzero((fi[1:] == fi[:-1]) & (face_area[fi[1:]] >= 1.0))
+        if len(twice):
+            k = twice[0]
+            raise AtomOverlap(int(ai[k]), int(ai[k + 1]), float(face_area[fi[k]]))
     atom_of = np.full(len(faces), -1, dtype=np.int64)
     atom_of[fi] = ai
     shapely.prepare(region)
     hole = (atom_of < 0) & ~shapely.intersects(region, rep)
+    # land no atom holds: empty atoms of their own (slivers are joined below)
+    land = np.flatnonzero((atom_of < 0) & ~hole & (face_area >= 1.0))
+    n = len(atoms)
+    if len(land):
+        atom_of[land] = n + np.arange(len(land))
+        atoms = np.concatenate([atoms, faces[land]])
+        block = np.concatenate([block, np.full(len(land), -1, dtype=np.int64)])
+        n = len(atoms)
     pi, pj, plen = _edge_pairs(faces)
+    if len(land):  # an empty atom lies in the block of the atom it shares most edge with
+        best = np.zeros(n)
+        for x, y in ((pi, pj), (pj, pi)):
+            ax, ay = atom_of[x], atom_of[y]
+            cand = (ax >= 0) & (ay >= 0) & (block[np.maximum(ax, 0)] < 0)
+            cand &= block[np.maximum(ay, 0)] >= 0
+            for a, b, ln in zip(ax[cand], ay[cand], plen[cand]):
+                if ln > best[a]:
+                    best[a] = ln
+                    block[a] = block[b]
+        block[block < 0] = block.max() + 1
     # slivers: repeatedly join the neighbouring atom with the longest shared edge
     for _ in range(8):
         lost = np.flatnonzero((atom_of < 0) & ~hole)

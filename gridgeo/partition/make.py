@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import geopandas as gpd
@@ -33,7 +35,7 @@ from gridgeo._rng import as_generator
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import polsby_popper
-from gridgeo.partition._atoms import GRID_M, community_atoms
+from gridgeo.partition._atoms import GRID_M, AtomOverlap, community_atoms
 from gridgeo.partition._bisect import bisect_region, needed
 from gridgeo.partition._refine import refine_labels
 
@@ -161,6 +163,8 @@ def make_grids(
     exclusive: gpd.GeoDataFrame | None = None,
     seed: int | np.random.Generator = 0,
     progress: bool = False,
+    workers: int | None = None,
+    tessellate: bool | None = None,
 ) -> gpd.GeoDataFrame:
     """Cut each community into contiguous grids that respect household/population ceilings.
 
@@ -169,15 +173,27 @@ def make_grids(
     cells of the units inside it. Grids are unions of these atoms, so their
     edges run along streets and rivers wherever the ceilings allow, and
     between buildings otherwise; a building is never split. Land without
-    buildings belongs to the atom (or empty block) it falls in.
+    buildings belongs to the atom (or empty block) it falls in. Why Voronoi
+    cells: they split the land between neighbouring buildings halfway, need no
+    road network beyond the barriers, and give each building one atom, so
+    grid edges never run through a building. When the units are themselves
+    blocks (polygons that tile the land, see ``tessellate``), the blocks are
+    the atoms and grids are unions of whole blocks.
 
     **Splitting.** Inside each community, a ceiling-aware recursive bisection
-    cuts the atom graph into ``k = max(⌈H/C_h⌉, ⌈P/C_p⌉)`` connected grids:
+    cuts the atom graph into ``k`` connected grids, where ``k`` is the lower
+    bound ``max(⌈H/C_h⌉, ⌈P/C_p⌉)`` when that can be met (always tried first
+    for up to 12 grids) and otherwise the count at 95 % of the ceilings, so
+    that every cut has room to land:
     a region bound for ``k`` grids is cut into two connected parts bound for
     ``k1 = ⌊k/2⌋`` and ``k - k1``, the first holding between ``H - (k-k1)·C``
     and ``k1·C`` households (likewise for population). Cuts come from a sweep
-    along the region's principal axis (compact, balanced pieces), else from
-    random spanning trees, else ``k`` grows by one.
+    along several directions (the most compact of the most balanced cuts),
+    else from a connected growth, else from random spanning trees, else ``k``
+    grows by one. Then boundary atoms move to neighbouring grids where that
+    makes both more compact (moment of inertia, then Polsby–Popper), never
+    across a street and never breaking a ceiling or contiguity. Communities
+    are split in threads.
 
     **Guarantees.** The grids of a community tile it exactly; every grid lies in
     one community and is one connected polygon, except that a part of a
@@ -213,6 +229,17 @@ def make_grids(
         Seed for the random fallbacks; the same seed gives the same grids.
     progress
         Show a progress bar over communities.
+    workers
+        Threads that split communities side by side (default: one per CPU).
+        The result does not depend on it: each community draws from its own
+        generator, spawned from ``seed``.
+    tessellate
+        Build atoms as Voronoi cells of the units within street blocks
+        (``True``: units are buildings), or use the units' own polygons as the
+        atoms (``False``: units are blocks, which must not overlap; grids are
+        then unions of whole blocks). ``None`` (default): blocks when every
+        unit is a polygon and together they cover at least half the
+        communities' area, buildings otherwise.
 
     Returns
     -------
@@ -231,8 +258,8 @@ def make_grids(
         If an input has no CRS.
     InputError
         For a missing column, negative or missing counts, invalid geometries,
-        duplicate community codes, unknown rule keys, or units outside every
-        community (named by their index).
+        duplicate community codes, unknown rule keys, units outside every
+        community (named by their index), or ``workers`` not a positive integer.
     InfeasibleError
         If a ceiling is not a positive number, or a community would need more
         than 999 grids.
@@ -250,11 +277,17 @@ def make_grids(
     h_all = _counts(units, households, "households")
     p_all = _counts(units, population, "population")
     rng = as_generator(seed)
+    if workers is not None and (
+        not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 1
+    ):
+        raise InputError(f"workers must be a positive integer or None, got {workers!r}")
 
     crs = metric_crs(within)
     comm = within.to_crs(crs)
     comm_geoms = comm.geometry.to_numpy()
-    upts = shapely.point_on_surface(units.to_crs(crs).geometry.to_numpy())
+    ugeoms = units.to_crs(crs).geometry.to_numpy()
+    upts = shapely.point_on_surface(ugeoms)
+    polys = _block_units(units, ugeoms, comm_geoms, tessellate)
     bar = None
     if barriers is not None:
         if barriers.crs is None:
@@ -278,15 +311,10 @@ def make_grids(
 
     excl_geoms, excl_comm = _exclusive_parts(exclusive, crs, comm_geoms)
 
-    records: list[dict[str, Any]] = []
+    # exclusive areas first (cheap, in order), then the communities' splits in threads
     lower = 0
-    iterator = range(len(comm_geoms))
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="make_grids", unit="community")
-    for c in iterator:
-        code = str(comm["code"].iloc[c])
+    plans: list[tuple[list[dict[str, Any]], Any, NDArray[np.int64]]] = []
+    for c in range(len(comm_geoms)):
         members = np.flatnonzero(comm_of == c)
         region = comm_geoms[c]
         mine = np.flatnonzero(excl_comm == c)
@@ -308,14 +336,58 @@ def make_grids(
             if len(members) or not len(mine)
             else 0
         )
-        if not region.is_empty and region.area > 1e-6:
-            grids_c.extend(
-                _partition_community(
-                    region, members, upts, h_all, p_all, cap_h_all[c], cap_p_all[c], bar, rng
-                )
+        if region.is_empty or region.area <= 1e-6:
+            if len(members):  # exclusive areas cover the community; units left fall to them
+                grids_c[0]["units"] = np.concatenate([grids_c[0]["units"], members])
+            region = None
+        plans.append((grids_c, region, members))
+
+    # one generator per community: the result does not depend on thread timing
+    rngs = rng.spawn(len(comm_geoms))
+
+    def split(c: int) -> list[dict[str, Any]]:
+        _, region, members = plans[c]
+        if region is None:
+            return []
+        try:
+            return _partition_community(
+                region, members, upts, h_all, p_all, cap_h_all[c], cap_p_all[c], bar, rngs[c], polys
             )
-        elif len(members):  # exclusive areas cover the community; units left fall to them
-            grids_c[0]["units"] = np.concatenate([grids_c[0]["units"], members])
+        except AtomOverlap as err:
+            a, b = units.index[members[err.i]], units.index[members[err.j]]
+            raise InputError(
+                f"unit polygons at rows {a} and {b} overlap by {err.area:.1f} m²; blocks must "
+                "not overlap: fix them, or pass tessellate=True to treat the units as buildings"
+            ) from err
+
+    n_workers = min(workers or os.cpu_count() or 1, max(len(comm_geoms), 1))
+    pbar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=len(comm_geoms), desc="make_grids", unit="community")
+    try:
+        if n_workers == 1:
+            split_grids = []
+            for c in range(len(comm_geoms)):
+                split_grids.append(split(c))
+                if pbar is not None:
+                    pbar.update(1)
+        else:
+            with ThreadPoolExecutor(max_workers=n_workers) as pool:
+                futures = [pool.submit(split, c) for c in range(len(comm_geoms))]
+                for _ in as_completed(futures):
+                    if pbar is not None:
+                        pbar.update(1)
+                split_grids = [f.result() for f in futures]
+    finally:
+        if pbar is not None:
+            pbar.close()
+
+    records: list[dict[str, Any]] = []
+    for c, ((grids_c, _, _), more) in enumerate(zip(plans, split_grids)):
+        code = str(comm["code"].iloc[c])
+        grids_c = grids_c + more
         if len(grids_c) > 999:
             raise InfeasibleError(
                 f"community {code} needs {len(grids_c)} grids; a 3-digit serial allows 999"
@@ -368,11 +440,36 @@ def _record(geom, unit_idx, h_all, p_all, kind, oversize, multipart) -> dict[str
     }
 
 
+def _block_units(
+    units: gpd.GeoDataFrame,
+    geoms: NDArray[np.object_],
+    comm_geoms: NDArray[np.object_],
+    tessellate: bool | None,
+) -> NDArray[np.object_] | None:
+    """The units' polygons when they are blocks (the atoms), else None (tessellate)."""
+    if tessellate is True:
+        return None
+    polygonal = bool(len(geoms)) and bool(np.isin(shapely.get_type_id(geoms), [3, 6]).all())
+    if tessellate is False and not polygonal:
+        kinds = sorted(set(shapely.get_type_id(geoms).tolist()) - {3, 6})
+        raise InputError(
+            f"tessellate=False uses the units' polygons as atoms, but some units are not "
+            f"polygons (GEOS type ids {kinds}); pass blocks, or tessellate=None"
+        )
+    if tessellate is None and (
+        not polygonal or shapely.area(geoms).sum() < 0.5 * shapely.area(comm_geoms).sum()
+    ):
+        return None
+    return geoms
+
+
 def _partition_community(
-    region, members, upts, h_all, p_all, cap_h, cap_p, bar, rng
+    region, members, upts, h_all, p_all, cap_h, cap_p, bar, rng, polys=None
 ) -> list[dict[str, Any]]:
     xy = shapely.get_coordinates(upts[members]) if len(members) else np.empty((0, 2))
-    atoms, owner, block, adj = community_atoms(region, xy, bar)
+    atoms, owner, block, adj = community_atoms(
+        region, xy, bar, None if polys is None else polys[members]
+    )
     n = len(atoms)
     atom_arr = np.array(atoms, dtype=object)
     ah = np.zeros(n)
@@ -419,7 +516,7 @@ def _partition_community(
         label[idx] = g
     if len(groups) > 1:
         label, _ = refine_labels(
-            adj, block, atom_area, atom_perim, ah, ap, label, ~heavy, cap_h, cap_p
+            adj, block, atom_area, atom_perim, ah, ap, label, ~heavy, cap_h, cap_p, xy=centroids
         )
     # attach each empty component to the grid it shares most boundary with (repeating, as
     # empty components may only touch each other), else to the nearest grid
