@@ -179,15 +179,61 @@ def _polygon_atoms(
     tree: shapely.STRtree,
 ) -> tuple[list[shapely.Geometry], NDArray[np.int64], NDArray[np.int64], sp.csr_matrix]:
     """Atoms from unit polygons (blocks): each clipped to the region, plus the land left."""
-    clipped = shapely.intersection(polygons, region)
+    shapely.prepare(region)
+    clipped = np.array(polygons, dtype=object)
+    out = ~shapely.covered_by(clipped, region)
+    clipped[out] = shapely.intersection(clipped[out], region)
     mixed = np.flatnonzero(shapely.get_type_id(clipped) == 7)  # polygons with stray lines
     for i in mixed:
         polys = [p for p in shapely.get_parts(clipped[i]) if p.geom_type == "Polygon"]
         clipped[i] = shapely.multipolygons(polys) if polys else shapely.Polygon()
     block = _block_of(tree, pts)
     owner = np.arange(len(polygons), dtype=np.int64)
-    # the land no unit covers comes out of the noding as faces no atom holds
+    fast = _clean_coverage(clipped, region, tree, block)
+    if fast is not None:
+        atoms, block, adj = fast
+        return list(atoms), owner, block, adj
+    # else the land no unit covers comes out of the noding as faces no atom holds
     return _noded(clipped, owner, block, region, points, overlap_error=True)
+
+
+def _clean_coverage(
+    clipped: NDArray[np.object_],
+    region: shapely.Geometry,
+    tree: shapely.STRtree,
+    block: NDArray[np.int64],
+) -> tuple[NDArray[np.object_], NDArray[np.int64], sp.csr_matrix] | None:
+    """Atoms and adjacency without noding, when the blocks already form a clean coverage.
+
+    Single polygons whose edges match vertex for vertex (``coverage_is_valid``)
+    need no noding: the land they leave becomes empty atoms and, if the whole is
+    still a clean coverage of the region, adjacency is exact segment matching.
+    None when that does not hold (then the caller nodes the atoms).
+    """
+    if not len(clipped) or not bool((shapely.get_type_id(clipped) == 3).all()):
+        return None
+    if not shapely.coverage_is_valid(clipped):
+        return None
+    atoms = clipped
+    gap = abs(float(shapely.area(clipped).sum()) - region.area) > 1e-9 * region.area
+    if gap:
+        rest = shapely.difference(region, shapely.coverage_union_all(clipped))
+        land = shapely.get_parts(rest)
+        land = land[(shapely.get_type_id(land) == 3) & (shapely.area(land) > _MIN_AREA_M2)]
+        atoms = np.concatenate([clipped, land])
+    if abs(float(shapely.area(atoms).sum()) - region.area) > 1e-9 * region.area:
+        return None
+    if gap and not shapely.coverage_is_valid(atoms):
+        return None
+    if len(atoms) > len(clipped):
+        land_block = _block_of(tree, shapely.point_on_surface(atoms[len(clipped) :]))
+        block = np.concatenate([block, land_block])
+    pi, pj, plen = _edge_pairs(atoms)
+    m = len(atoms)
+    rows, cols = np.concatenate([pi, pj]), np.concatenate([pj, pi])
+    adj = sp.csr_matrix((np.concatenate([plen, plen]), (rows, cols)), shape=(m, m))
+    adj.sum_duplicates()
+    return atoms, block, adj
 
 
 class AtomOverlap(ValueError):

@@ -345,22 +345,10 @@ def refine_labels(
     if xy is not None:
         c = np.asarray(xy, dtype=np.float64)
         c = c - c.mean(axis=0)
-        moves += _refine_inertia(
-            indptr,
-            indices,
-            same_block,
-            area,
-            np.ascontiguousarray(c[:, 0]),
-            np.ascontiguousarray(c[:, 1]),
-            h,
-            p,
-            out,
-            movable,
-            n_groups,
-            float(cap_h),
-            float(cap_p),
-            _MAX_PASSES,
-        )
+        cx, cy = np.ascontiguousarray(c[:, 0]), np.ascontiguousarray(c[:, 1])
+        args = (indptr, indices, same_block, area, cx, cy, h, p, out, movable, n_groups)
+        caps = (float(cap_h), float(cap_p), _MAX_PASSES)
+        moves += _refine_inertia(*args, *caps)
     moves += _refine(
         indptr,
         indices,

@@ -37,6 +37,7 @@ from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import polsby_popper
 from gridgeo.partition._atoms import GRID_M, AtomOverlap, community_atoms
 from gridgeo.partition._bisect import bisect_region, needed
+from gridgeo.partition._recom import resplit_pairs
 from gridgeo.partition._refine import refine_labels
 
 __all__ = ["make_grids"]
@@ -183,7 +184,7 @@ def make_grids(
     **Splitting.** Inside each community, a ceiling-aware recursive bisection
     cuts the atom graph into ``k`` connected grids, where ``k`` is the lower
     bound ``max(⌈H/C_h⌉, ⌈P/C_p⌉)`` when that can be met (always tried first
-    for up to 12 grids) and otherwise the count at 95 % of the ceilings, so
+    for up to 12 grids) and otherwise the count at 94 % of the ceilings, so
     that every cut has room to land:
     a region bound for ``k`` grids is cut into two connected parts bound for
     ``k1 = ⌊k/2⌋`` and ``k - k1``, the first holding between ``H - (k-k1)·C``
@@ -518,6 +519,26 @@ def _partition_community(
         label, _ = refine_labels(
             adj, block, atom_area, atom_perim, ah, ap, label, ~heavy, cap_h, cap_p, xy=centroids
         )
+        # re-split pairs of neighbouring grids where a whole new boundary is better
+        # than any one-atom move, then let the moves smooth the new boundaries
+        fixed = np.array([hv for _, hv in groups], dtype=bool)
+        label, changed = resplit_pairs(
+            adj, centroids, atom_area, atom_perim, ah, ap, label, fixed, cap_h, cap_p, rng
+        )
+        if changed:
+            label, _ = refine_labels(
+                adj,
+                block,
+                atom_area,
+                atom_perim,
+                ah,
+                ap,
+                label,
+                ~heavy,
+                cap_h,
+                cap_p,
+                xy=centroids,
+            )
     # attach each empty component to the grid it shares most boundary with (repeating, as
     # empty components may only touch each other), else to the nearest grid
     pending = list(empty_parts)
