@@ -92,6 +92,85 @@ def test_guarantees_without_barriers_and_one_ceiling(seed: int, cap: int) -> Non
     assert_guarantees(grids, t, rules)
 
 
+def to_blocks(t: dict, *, gaps: bool) -> dict:
+    """The territory's units as blocks: Voronoi cells of the unit points, each clipped to
+    the community holding its point, one polygon each (with ``gaps``, every third cell
+    also loses a margin, leaving land that no block covers)."""
+    units, comms = t["units"], t["communities"]
+    pts = units.geometry.to_numpy()
+    owner = shapely.STRtree(comms.geometry.to_numpy()).query(pts, predicate="covered_by")
+    comm_of = np.full(len(units), -1)
+    comm_of[owner[0]] = owner[1]
+    env = shapely.box(*comms.total_bounds).buffer(10)
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=env))
+    tree = shapely.STRtree(cells)
+    si, ci = tree.query(pts, predicate="within")
+    cell_of = np.empty(len(units), dtype=object)
+    cell_of[si] = cells[ci]
+    blocks = shapely.intersection(cell_of, comms.geometry.to_numpy()[comm_of])
+    if gaps:
+        shrunk = shapely.buffer(blocks[::3], -5.0)
+        keep = shapely.contains(shrunk, pts[::3])
+        blocks[::3] = np.where(keep, shrunk, blocks[::3])
+    # a cell clipped to a community in two parts, or shrunk, may be in several parts:
+    # keep the one with the unit (the rest is land no block covers)
+    for i in np.flatnonzero(shapely.get_num_geometries(blocks) > 1):
+        parts = shapely.get_parts(blocks[i])
+        blocks[i] = parts[shapely.intersects(parts, pts[i])][0]
+    return {**t, "units": units.set_geometry(blocks)}
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), n_units=st.integers(2, 150), gaps=st.booleans())
+def test_block_units_are_atoms_and_every_guarantee_holds(
+    seed: int, n_units: int, gaps: bool
+) -> None:
+    t = to_blocks(make_territory(seed, n_units=n_units, oversize=1), gaps=gaps)
+    # tessellate=False: few blocks may cover under half the land, and auto would then
+    # read them as buildings
+    grids = make_grids(
+        t["units"],
+        within=t["communities"],
+        rules=RULES,
+        barriers=t["streets"],
+        seed=seed,
+        tessellate=False,
+    )
+    # assert_guarantees checks that each unit's grid covers it: here, each whole block
+    assert_guarantees(grids, t)
+
+
+def test_blocks_are_detected_or_forced_and_grids_are_unions_of_blocks() -> None:
+    t = to_blocks(make_territory(4, n_units=120, oversize=0), gaps=False)
+    auto = make_grids(t["units"], within=t["communities"], rules=RULES)
+    forced = make_grids(t["units"], within=t["communities"], rules=RULES, tessellate=False)
+    assert_geodataframe_equal(auto, forced)
+    # each grid holds its blocks whole (to the 1 mm noding grid along their edges); what
+    # else it holds is land no block covers (cells clipped away at community borders)
+    blocks = (
+        t["units"]
+        .geometry.groupby(auto.attrs["unit_grid"].to_numpy())
+        .agg(lambda g: shapely.union_all(g.to_numpy()))
+    )
+    g = auto.set_index("code").geometry
+    every_block = shapely.union_all(t["units"].geometry.to_numpy())
+    for code, geom in blocks.items():
+        assert shapely.difference(geom, g[code]).area < 1e-3 * geom.length
+        others = shapely.difference(every_block, geom)
+        assert shapely.intersection(g[code], others).area < 1e-3 * g[code].length
+    # the same blocks read as buildings: Voronoi atoms around their points instead
+    as_buildings = make_grids(t["units"], within=t["communities"], rules=RULES, tessellate=True)
+    assert as_buildings["households"].sum() == auto["households"].sum()
+
+
+def test_threads_do_not_change_the_result() -> None:
+    t = make_territory(8, n_units=150)
+    kw = {"within": t["communities"], "rules": RULES, "barriers": t["streets"], "seed": 3}
+    assert_geodataframe_equal(
+        make_grids(t["units"], workers=1, **kw), make_grids(t["units"], workers=2, **kw)
+    )
+
+
 def test_few_grids_close_to_the_lower_bound() -> None:
     t = make_territory(7, n_units=400, oversize=0)
     grids = make_grids(t["units"], within=t["communities"], rules=RULES, barriers=t["streets"])
@@ -316,6 +395,25 @@ def test_population_ceiling_needs_the_column(territory) -> None:
 def test_bad_seed(territory) -> None:
     with pytest.raises(InputError, match="seed was 'x'"):
         make_grids(territory["units"], within=territory["communities"], seed="x")
+
+
+def test_overlapping_blocks_are_named(territory) -> None:
+    t = to_blocks(territory, gaps=False)
+    units = t["units"].copy()
+    units.loc[units.index[1], "geometry"] = shapely.buffer(units.geometry.iloc[0], 30.0)
+    with pytest.raises(InputError, match=r"unit polygons at rows \d+ and \d+ overlap"):
+        make_grids(units, within=t["communities"], rules=RULES, tessellate=False)
+
+
+def test_tessellate_false_needs_polygons(territory) -> None:
+    with pytest.raises(InputError, match="tessellate=False uses the units' polygons"):
+        make_grids(territory["units"], within=territory["communities"], tessellate=False)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_workers(territory, workers) -> None:
+    with pytest.raises(InputError, match="workers must be a positive integer"):
+        make_grids(territory["units"], within=territory["communities"], workers=workers)
 
 
 def test_input_not_mutated(territory) -> None:
