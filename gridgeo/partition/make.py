@@ -260,7 +260,9 @@ def make_grids(
     InputError
         For a missing column, negative or missing counts, invalid geometries,
         duplicate community codes, unknown rule keys, units outside every
-        community (named by their index), or ``workers`` not a positive integer.
+        community (named by their index), ``workers`` not a positive integer,
+        block units that overlap (``tessellate`` False or detected; named by
+        their rows), or ``tessellate=False`` with units that are not polygons.
     InfeasibleError
         If a ceiling is not a positive number, or a community would need more
         than 999 grids.
