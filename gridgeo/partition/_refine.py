@@ -73,24 +73,34 @@ def _connected_without(indptr, indices, label, g, a, size, stamp, mark, queue): 
 
 
 @njit(cache=True, nogil=True)
+def _group_counts(label, h, p, n_groups):  # pragma: no cover - compiled
+    """Households, population and atoms of each group."""
+    g_h = np.zeros(n_groups)
+    g_p = np.zeros(n_groups)
+    g_n = np.zeros(n_groups, dtype=np.int64)
+    for a in range(label.shape[0]):
+        g = label[a]
+        if g >= 0:
+            g_h[g] += h[a]
+            g_p[g] += p[a]
+            g_n[g] += 1
+    return g_h, g_p, g_n
+
+
+@njit(cache=True, nogil=True)
 def _refine(
     indptr, indices, shared, same_block, area, perim, h, p, label, movable, n_groups, cap_h, cap_p
 ):  # pragma: no cover - compiled
     n = area.shape[0]
     g_area = np.zeros(n_groups)
     g_per = np.zeros(n_groups)
-    g_h = np.zeros(n_groups)
-    g_p = np.zeros(n_groups)
-    g_n = np.zeros(n_groups, dtype=np.int64)
+    g_h, g_p, g_n = _group_counts(label, h, p, n_groups)
     for a in range(n):
         g = label[a]
         if g < 0:
             continue
         g_area[g] += area[a]
         g_per[g] += perim[a]
-        g_h[g] += h[a]
-        g_p[g] += p[a]
-        g_n[g] += 1
         for k in range(indptr[a], indptr[a + 1]):
             if label[indices[k]] == g:
                 g_per[g] -= shared[k]
@@ -190,9 +200,7 @@ def _refine_inertia(
     g_sx = np.zeros(n_groups)
     g_sy = np.zeros(n_groups)
     g_q = np.zeros(n_groups)
-    g_h = np.zeros(n_groups)
-    g_p = np.zeros(n_groups)
-    g_n = np.zeros(n_groups, dtype=np.int64)
+    g_h, g_p, g_n = _group_counts(label, h, p, n_groups)
     # an atom's own second moment about its centroid is a constant of the move: leave it out
     for a in range(n):
         g = label[a]
@@ -202,9 +210,6 @@ def _refine_inertia(
         g_sx[g] += area[a] * cx[a]
         g_sy[g] += area[a] * cy[a]
         g_q[g] += area[a] * (cx[a] * cx[a] + cy[a] * cy[a])
-        g_h[g] += h[a]
-        g_p[g] += p[a]
-        g_n[g] += 1
     mark = np.zeros(n, dtype=np.int64)
     queue = np.empty(n, dtype=np.int64)
     stamp = 0
