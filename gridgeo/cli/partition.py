@@ -58,6 +58,15 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
     help='JSON ceilings per community type, e.g. {"rural": {"max_households": 300}}.',
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--units-are",
+    type=click.Choice(["auto", "buildings", "blocks"]),
+    default="auto",
+    show_default=True,
+    help="buildings: tessellate around them; blocks: grids are unions of whole units; "
+    "auto: blocks when the units are polygons covering half the land or more.",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads (default: CPUs)")
 @click.option("-o", "--out", "out", type=_OUT, required=True, help="Output GeoPackage.")
 @click.option("--layer", default="grids", show_default=True, help="Layer name to write.")
 def partition_command(
@@ -70,25 +79,33 @@ def partition_command(
     max_population: float | None,
     rules_path: Path | None,
     seed: int,
+    units_are: str,
+    workers: int | None,
     out: Path,
     layer: str,
 ) -> None:
     """Cut each community of SOURCE into grids under household/population ceilings."""
+    from gridgeo.errors import GridGeoError
     from gridgeo.partition import check_grids, make_grids
 
     within = _read(source, communities)
     t0 = time.perf_counter()
-    grids = make_grids(
-        _read(source, units),
-        within=within,
-        max_households=max_households,
-        max_population=max_population,
-        rules=_rules(rules_path),
-        barriers=_read(source, barriers) if barriers else None,
-        exclusive=_read(source, exclusive) if exclusive else None,
-        seed=seed,
-        progress=True,
-    )
+    try:
+        grids = make_grids(
+            _read(source, units),
+            within=within,
+            max_households=max_households,
+            max_population=max_population,
+            rules=_rules(rules_path),
+            barriers=_read(source, barriers) if barriers else None,
+            exclusive=_read(source, exclusive) if exclusive else None,
+            seed=seed,
+            progress=True,
+            workers=workers,
+            tessellate={"auto": None, "buildings": True, "blocks": False}[units_are],
+        )
+    except GridGeoError as err:
+        raise click.ClickException(f"{type(err).__name__}: {err}") from err
     took = time.perf_counter() - t0
     grids.to_file(out, layer=layer, driver="GPKG", engine="pyogrio")
     lb = grids.attrs["lower_bound"]

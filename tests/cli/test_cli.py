@@ -84,6 +84,18 @@ def test_partition_then_check(workspace, tmp_path) -> None:
     assert (gpd.read_file(problems, layer="problems")["problem"] == "gap").any()
 
 
+def test_partition_blocks_and_workers(workspace, tmp_path) -> None:
+    out = tmp_path / "g.gpkg"
+    args = ["partition", str(workspace), "--workers", "1", "-o", str(out)]
+    # the buildings are points: as blocks they are refused, with the reason
+    bad = CliRunner().invoke(main, [*args, "--units-are", "blocks"])
+    assert bad.exit_code == 1
+    assert "InputError" in bad.output and "not polygons" in bad.output
+    ok = CliRunner().invoke(main, [*args, "--units-are", "buildings"])
+    assert ok.exit_code == 0, ok.output
+    assert len(gpd.read_file(out, layer="grids")) >= 5
+
+
 def test_partition_names_a_missing_layer(workspace, tmp_path) -> None:
     result = CliRunner().invoke(
         main, ["partition", str(workspace), "--units", "houses", "-o", str(tmp_path / "g.gpkg")]
