@@ -144,7 +144,11 @@ def peer_ward(units: gpd.GeoDataFrame, k: int) -> np.ndarray:
 def peer_gerrychain(units: gpd.GeoDataFrame, k: int) -> np.ndarray:
     import networkx as nx
     from gerrychain import Graph
-    from gerrychain.tree import recursive_tree_part
+
+    try:  # GerryChain ≥ 1.0 moved it; the old import warns and goes away in 2.0
+        from gerrychain.partition import recursive_tree_part
+    except ImportError:
+        from gerrychain.tree import recursive_tree_part
 
     w = _weights(units)
     graph = nx.Graph()
