@@ -57,7 +57,7 @@ def run(n_incidents: int, scale: float, n_tiles: int) -> dict:
     county = demo_county(seed=0, scale=scale, n_incidents=n_incidents)
     log.info("county: %d incidents, %.1f s", len(county["incidents"]), time.perf_counter() - t)
     t = time.perf_counter()
-    svc = HeatmapService(county)
+    svc = HeatmapService(county).prepare()  # the index is otherwise built on first use
     build = time.perf_counter() - t
     idx = svc.index
     tiles = tiles_to_request(county, n_tiles)

@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from gridgeo.crs import to_wgs84
 from gridgeo.errors import CRSError, InputError
 
-__all__ = ["ZMAX", "IncidentIndex"]
+__all__ = ["ZMAX", "IncidentIndex", "incident_categories"]
 
 log = logging.getLogger(__name__)
 
@@ -181,9 +181,7 @@ class IncidentIndex:
             "datetime64[D]"
         )
         day = (day_all - _EPOCH).astype(np.int64)
-        cats = pd.Categorical(incidents[category].astype(str))
-        if len(cats.categories) > 255:
-            raise InputError(f"incidents have {len(cats.categories)} categories; at most 255")
+        cats = _categorical(incidents, category)
         px, py = lonlat_to_pixel(lon, lat)
         code = morton(px, py) if tiles else np.zeros(len(px), dtype=np.uint64)
         order = np.argsort(code, kind="stable") if tiles else np.arange(len(code))
@@ -266,6 +264,42 @@ class IncidentIndex:
         if b <= a:
             return 0
         return int(self.counts[mask[: self.counts.shape[0]], a:b].sum())
+
+
+def incident_categories(incidents: gpd.GeoDataFrame, *, category: str = "category") -> list[str]:
+    """The categories an :class:`IncidentIndex` of these incidents would hold, in its order.
+
+    Cheap (no index is built): what the service needs to describe its heat map
+    before the index exists.
+
+    Raises
+    ------
+    InputError
+        If the column is missing or holds more than 255 categories.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> inc = gpd.GeoDataFrame({"category": ["消防安全", "乱停乱放", "消防安全"]},
+    ...     geometry=[shapely.box(0, 0, 1, 1).centroid] * 3, crs="EPSG:4326")
+    >>> incident_categories(inc)
+    ['乱停乱放', '消防安全']
+    """
+    if category not in incidents.columns:
+        raise InputError(
+            f"incidents have no column '{category}'; columns are {list(incidents.columns)}"
+        )
+    return [str(c) for c in _categorical(incidents, category).categories]
+
+
+def _categorical(incidents: gpd.GeoDataFrame, category: str) -> pd.Categorical:
+    cats = pd.Categorical(incidents[category].astype(str))
+    if len(cats.categories) > 255:
+        raise InputError(
+            f"incidents have {len(cats.categories)} categories in column '{category}'; "
+            "at most 255: merge rare ones"
+        )
+    return cats
 
 
 def _check_incidents(incidents: Any, category: str, time: str) -> None:

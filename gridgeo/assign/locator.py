@@ -36,6 +36,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import geopandas as gpd
@@ -45,7 +46,6 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from gridgeo.assign._edges import CellEdges, cell_edges
-from gridgeo.assign._kernels import exact_lookup, exact_one, table_lookup
 from gridgeo.codes import DEPARTMENTS
 from gridgeo.crs import from_wgs84, metric_crs, to_wgs84
 from gridgeo.errors import CRSError, InputError
@@ -59,6 +59,25 @@ _BOUNDARY = -2
 _FORMAT = "gridgeo-locator-2"
 #: Locators unpickled in this process (diagnostics: a dask worker should receive one once).
 UNPICKLED = {"count": 0}
+_KERNELS = "gridgeo.assign._kernels"
+_kernel_module: ModuleType | None = None  # set once the import has completed
+
+
+def _kernels() -> ModuleType:
+    """The compiled kernels, imported on first use: a service starts without numba."""
+    global _kernel_module
+    if _kernel_module is None:
+        import importlib
+
+        # concurrent callers wait on the import lock for one complete module
+        _kernel_module = importlib.import_module(_KERNELS)
+    return _kernel_module
+
+
+def _exact_one_loaded() -> bool:
+    """Whether the single-point kernel is compiled or loaded in this process already."""
+    mod = _kernel_module
+    return mod is not None and bool(mod.exact_one.overloads)
 
 
 @dataclass(frozen=True)
@@ -155,7 +174,7 @@ class _Layer:
         n = len(x)
         out = np.empty(n, dtype=np.int64)
         cell = np.empty(n, dtype=np.int64)
-        table_lookup(
+        _kernels().table_lookup(
             x, y, self.x0, self.y0, self.dx, self.dy, self.nx, self.ny, self.state, out, cell
         )
         todo = np.flatnonzero(out == _BOUNDARY)
@@ -169,7 +188,7 @@ class _Layer:
         """Exact test of boundary-cell points: compiled, with shapely where it is unsure."""
         e = self.edges
         out = np.empty(len(x), dtype=np.int64)
-        exact_lookup(
+        _kernels().exact_lookup(
             x, y, cells, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in, out
         )
         unsure = np.flatnonzero(out == _BOUNDARY)
@@ -193,6 +212,20 @@ class _Layer:
         np.minimum.at(best, pidx[hit], zidx[hit])
         return np.where(best == none, -1, best)
 
+    def warm_up(self) -> None:
+        """Run every kernel once, on a point of a boundary cell (if the layer has one)."""
+        cells = np.flatnonzero(self.state == _BOUNDARY)
+        if not len(cells):
+            return
+        c = int(cells[0])
+        x = self.x0 + (c % self.nx + 0.5) * self.dx
+        y = self.y0 + (c // self.nx + 0.5) * self.dy
+        self.lookup(np.array([x]), np.array([y]))
+        e = self.edges
+        _kernels().exact_one(
+            x, y, c, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in
+        )
+
     def lookup_one(self, x: float, y: float) -> int:
         """Zone position of one point, or -1: no numpy arrays on the way."""
         if not (x == x and y == y):  # NaN
@@ -205,8 +238,15 @@ class _Layer:
         s = int(self.state[c])
         if s != _BOUNDARY:
             return s
-        e = self.edges
-        z = int(exact_one(x, y, c, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in))
+        if _exact_one_loaded():
+            e = self.edges
+            z = int(
+                _kernels().exact_one(
+                    x, y, c, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in
+                )
+            )
+        else:  # a process's first lookups do not wait ~0.5 s for numba: shapely answers
+            z = _BOUNDARY
         if z == _BOUNDARY:  # on or too near an edge: shapely decides
             z = int(self.covers(np.array([x]), np.array([y]), np.array([c], dtype=np.int64))[0])
         return z
@@ -490,6 +530,30 @@ class Locator:
                     rec = dict(self._records[name][int(near[0])], distance_m=float(d[0]))
             out[name] = rec
         return out
+
+    def warm_up(self) -> float:
+        """Load the compiled kernels now; return the seconds it took.
+
+        A process's first lookups load numba and its kernels (a fixed cost of
+        about 0.5 s). Until then, :meth:`locate_one` answers boundary-cell points
+        with shapely (the same answers, slower per point) instead of waiting;
+        :meth:`locate` waits. A server calls this in the background once it
+        accepts requests.
+
+        Examples
+        --------
+        >>> import geopandas as gpd, shapely
+        >>> grids = gpd.GeoDataFrame({"code": ["A"]}, geometry=[shapely.box(115, 25, 115.1, 25.1)],
+        ...     crs="EPSG:4490")
+        >>> Locator({"grid": grids}).warm_up() >= 0
+        True
+        """
+        import time
+
+        t0 = time.perf_counter()
+        for layer in self._layers.values():
+            layer.warm_up()
+        return time.perf_counter() - t0
 
     # ---- persistence -----------------------------------------------------------------------
 

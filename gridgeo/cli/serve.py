@@ -11,16 +11,31 @@ import click
 __all__ = ["register"]
 
 
+def _warm_in_background(app: Any) -> None:
+    """Load the lookup kernels in a thread, while the server already accepts requests."""
+    import threading
+
+    from gridgeo.serve.app import warm_up
+
+    threading.Thread(target=warm_up, args=(app,), name="gridgeo-warm-up", daemon=True).start()
+
+
 def _gunicorn(app: Any, host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
+
+    def post_worker_init(worker: Any) -> None:
+        # in each worker, after the fork: the master never runs a kernel, so that it
+        # binds the port sooner and forks nothing but plain Python state
+        _warm_in_background(worker.wsgi)
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("preload_app", True)  # build the locator once, share it by fork
+            self.cfg.set("preload_app", True)  # read the data once, share it by fork
             self.cfg.set("accesslog", None)
             self.cfg.set("timeout", 120)
+            self.cfg.set("post_worker_init", post_worker_init)
 
         def load(self) -> Any:
             return app
@@ -57,6 +72,12 @@ def _gunicorn(app: Any, host: str, port: int, workers: int) -> None:
 )
 @click.option("--protect-locate", is_flag=True, help="Require the API key for /locate too.")
 @click.option("--cors", "cors", multiple=True, help="Allowed CORS origin (repeat; '*' for any).")
+@click.option(
+    "--preload-heatmap",
+    is_flag=True,
+    help="Build the heat-map index at start-up (shared by the workers) instead of on the "
+    "first heat-map request.",
+)
 @click.option("--dev", is_flag=True, help="Run Flask's development server instead.")
 def serve_command(
     data: Path | None,
@@ -67,6 +88,7 @@ def serve_command(
     api_key: str | None,
     protect_locate: bool,
     cors: tuple[str, ...],
+    preload_heatmap: bool,
     dev: bool,
 ) -> None:
     """Serve a workspace: OGC API – Features, /locate and the map pages."""
@@ -78,6 +100,7 @@ def serve_command(
         api_key=api_key,
         protect_locate=protect_locate or None,
         cors_origins=list(cors) or None,
+        preload_heatmap=preload_heatmap or None,
     )
     app = create_app(config)
     click.echo(
@@ -85,6 +108,7 @@ def serve_command(
         f"lookup at /locate); Ctrl-C to stop"
     )
     if dev:
+        _warm_in_background(app)
         app.run(host=host, port=port)
         return
     if os.name != "nt":
@@ -95,6 +119,7 @@ def serve_command(
             pass
     from waitress import serve
 
+    _warm_in_background(app)
     serve(app, host=host, port=port, threads=max(4, workers * 4))
 
 

@@ -332,6 +332,7 @@ def read_workspace(
     *,
     layers: Iterable[str] | None = None,
     repair: bool = False,
+    only: Iterable[str] | None = None,
 ) -> dict[str, gpd.GeoDataFrame]:
     """Read a workspace GeoPackage and validate it.
 
@@ -344,6 +345,10 @@ def read_workspace(
         layers in the file are read too.
     repair
         Repair invalid geometries instead of failing (see :func:`validate_workspace`).
+    only
+        Read just these layers, skipping the file's others unread (a service
+        does not need the buildings); ``layers`` then defaults to the required
+        ones among them.
 
     Returns
     -------
@@ -367,6 +372,8 @@ def read_workspace(
     >>> write_workspace({"beats": beats}, path, layers=["beats"])
     >>> read_workspace(path, layers=["beats"])["beats"].loc[0, "name"]
     '城关派出所一区'
+    >>> list(read_workspace(path, only=["beats"]))
+    ['beats']
     """
     p = Path(path)
     if not p.exists():
@@ -375,6 +382,11 @@ def read_workspace(
         names = [str(row[0]) for row in pyogrio.list_layers(p)]
     except Exception as err:
         raise InputError(f"cannot open '{p}' as a GeoPackage or GDAL dataset: {err}") from err
+    if only is not None:
+        wanted = list(only)
+        names = [n for n in names if n in wanted]
+        if layers is None:
+            layers = [n for n in wanted if n in SCHEMA and SCHEMA[n].required]
     data: dict[str, gpd.GeoDataFrame] = {}
     for name in names:
         gdf = gpd.read_file(p, layer=name, engine="pyogrio")

@@ -1,7 +1,10 @@
 """Flask application factory: routes parse the request, call the core, serialise.
 
 Nothing is loaded at import; :func:`create_app` reads the workspace and builds
-the locator once.
+(or loads) the locator once. What start-up does not need waits for first use:
+the heat-map index is built on the first heat-map request (unless
+``ServiceConfig.preload_heatmap``), and :func:`warm_up` loads the compiled lookup
+kernels, which the server runs in each worker once it accepts requests.
 """
 
 from __future__ import annotations
@@ -23,18 +26,31 @@ from gridgeo.serve.heatmap import HeatmapService
 from gridgeo.serve.lookup import LookupService
 from gridgeo.serve.openapi import openapi
 
-__all__ = ["create_app", "load_layers"]
+__all__ = ["SERVED_LAYERS", "create_app", "load_layers", "warm_up"]
 
 log = logging.getLogger(__name__)
 
 
+#: The workspace layers the service serves or looks up in; the others (buildings,
+#: streets, …) are not read at start-up.
+SERVED_LAYERS = ("grids", "communities", "towns", "beats", "zones", "incidents")
+
+
 def load_layers(config: ServiceConfig) -> dict[str, Any]:
-    """The workspace layers the service serves: ``config.data``, the bundled demo, or a new demo."""
+    """The workspace layers the service serves: ``config.data``, the bundled demo, or a new demo.
+
+    Only :data:`SERVED_LAYERS` are read from a file.
+
+    Examples
+    --------
+    >>> sorted(load_layers(ServiceConfig()))  # the bundled demo workspace
+    ['beats', 'communities', 'grids', 'incidents', 'towns', 'zones']
+    """
     path = config.data or default_data_path()
     if path is not None:
         from gridgeo.io import read_workspace
 
-        return read_workspace(path)
+        return read_workspace(path, only=SERVED_LAYERS)
     from gridgeo.datasets import demo_county
 
     log.warning("no workspace file given or bundled; serving a demo county built in memory")
@@ -98,6 +114,8 @@ def create_app(
         if "incidents" in layers and "grids" in layers
         else None
     )
+    if heat is not None and config.preload_heatmap:
+        heat.prepare()
     log.info("service ready in %.2f s", time.perf_counter() - t0)
 
     app = Flask("gridgeo.serve")
@@ -214,7 +232,7 @@ def create_app(
     @app.get("/api")
     def api() -> Response:
         return _json(
-            openapi(features, base(), categories=heat.index.categories if heat else None),
+            openapi(features, base(), categories=heat.categories if heat else None),
             200,
             {"Content-Type": "application/vnd.oai.openapi+json;version=3.0"},
         )
@@ -223,9 +241,7 @@ def create_app(
     def api_html() -> Response:
         return Response(
             to_html(
-                openapi(features, base(), categories=heat.index.categories if heat else None)[
-                    "paths"
-                ],
+                openapi(features, base(), categories=heat.categories if heat else None)["paths"],
                 "gridgeo API",
             ),
             content_type="text/html; charset=utf-8",
@@ -301,6 +317,38 @@ def create_app(
         return _json(*heatmap_service().stats(params()))
 
     return app
+
+
+def warm_up(app: Flask) -> float:
+    """Load the lookup kernels of the app's locator, so that later requests find them loaded.
+
+    A process's first lookups load numba and the compiled kernels (a fixed cost
+    of about half a second, whatever the data). The server calls this in a
+    background thread of each worker once it accepts requests. Meanwhile
+    ``GET /locate`` answers with shapely (the same answers) and ``POST /locate``
+    waits for the load instead of starting it.
+
+    Parameters
+    ----------
+    app
+        An app from :func:`create_app`.
+
+    Returns
+    -------
+    float
+        Seconds it took.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> grids = gpd.GeoDataFrame({"code": ["G1"], "name": ["一网格"]},
+    ...     geometry=[shapely.box(114.9, 25.3, 115.0, 25.4)], crs="EPSG:4490")
+    >>> warm_up(create_app(ServiceConfig(), layers={"grids": grids})) >= 0
+    True
+    """
+    took = float(app.config["GRIDGEO"]["locator"].warm_up())
+    log.info("lookup kernels loaded in %.2f s", took)
+    return took
 
 
 class GridGeoErrorBadRequest(GridGeoError):

@@ -2,8 +2,10 @@
 
 Each handler takes parsed parameters and returns ``(body, status, headers)``;
 :mod:`gridgeo.serve.app` puts them on routes. The incident index and the grid
-geometries are prepared once, at start-up; tiles and statistics are kept in
-LRU caches keyed by their parameters.
+geometries are prepared once: by default on the first heat-map request (once per
+worker process, behind a lock, so that the service starts without paying for
+them), or at start-up with :meth:`HeatmapService.prepare`. Tiles and statistics
+are kept in LRU caches keyed by their parameters.
 """
 
 from __future__ import annotations
@@ -12,19 +14,25 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from gridgeo.analyze import IncidentIndex, grid_stats, heat_tile, hotspots
-from gridgeo.analyze.index import day_str, to_day
 from gridgeo.errors import InputError
+
+if TYPE_CHECKING:
+    from gridgeo.analyze import IncidentIndex
+
+# gridgeo.analyze (numba kernels, PIL) is imported on the first heat-map request, not at
+# start-up: a service that only answers /locate never loads it.
 
 __all__ = ["HeatmapService", "basemap_layers"]
 
@@ -107,8 +115,20 @@ def basemap_layers(basemap: str | None) -> list[dict[str, Any]]:
     )
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    index: IncidentIndex
+    geometry: list[dict[str, Any]]  # each grid as GeoJSON (WGS84, 1e-6°)
+    bounds: list[float]  # WGS84 bounds of the grids
+    first_day: str
+    last_day: str
+
+
 class HeatmapService:
     """The heat-map endpoints over one workspace's incidents and grids.
+
+    The incident index is built on first use (or by :meth:`prepare`), once per
+    process: concurrent first requests wait for one build.
 
     Parameters
     ----------
@@ -121,6 +141,25 @@ class HeatmapService:
     locator
         The service's locator, reused to place incidents in grids (its ``grid``
         layer must come from the same grids).
+
+    Raises
+    ------
+    InputError
+        If a layer is missing or the basemap setting is malformed.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> grids = gpd.GeoDataFrame({"code": ["G1"], "name": ["一网格"], "households": [300]},
+    ...     geometry=[shapely.box(114.9, 25.3, 115.0, 25.4)], crs="EPSG:4490")
+    >>> incidents = gpd.GeoDataFrame({"category": ["消防安全"],
+    ...     "reported_at": pd.to_datetime(["2025-03-01"])},
+    ...     geometry=[shapely.box(114.9, 25.3, 115.0, 25.4).centroid], crs="EPSG:4490")
+    >>> svc = HeatmapService({"grids": grids, "incidents": incidents})
+    >>> svc.prepared, svc.categories
+    (False, ['消防安全'])
+    >>> svc.tile(0, 0, 0, {})[1], svc.prepared, svc.index.n
+    (200, True, 1)
     """
 
     def __init__(
@@ -136,16 +175,70 @@ class HeatmapService:
             if name not in layers:
                 raise InputError(f"the workspace has no '{name}' layer; heat maps need it")
         self.grids = layers["grids"]
-        self.index = IncidentIndex.build(layers["incidents"], grids=self.grids, locator=locator)
+        self.incidents = layers["incidents"]
+        self.locator = locator
         self.basemap = basemap_layers(basemap)
-        wgs = self.grids.to_crs(4326)
-        rounded = shapely.set_precision(wgs.geometry.to_numpy(), 1e-6, mode="pointwise")
-        self._geometry = [json.loads(shapely.to_geojson(g)) for g in rounded]
-        self._bounds = [round(float(v), 6) for v in wgs.total_bounds]
         self._tiles = _LRU(tile_cache)
         self._stats = _LRU(stats_cache)
-        first, last = self.index.days
-        self.first_day, self.last_day = first, last
+        self._lock = threading.Lock()
+        self._ready: _Prepared | None = None
+        self._categories: list[str] | None = None
+
+    # ---- the index, built once -----------------------------------------------------------
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the incident index exists yet."""
+        return self._ready is not None
+
+    def prepare(self) -> HeatmapService:
+        """Build the incident index and the grid geometries now, if not built yet.
+
+        Thread-safe: callers arriving during a build wait for it and share its
+        result. Returns ``self``.
+        """
+        self._state()
+        return self
+
+    def _state(self) -> _Prepared:
+        ready = self._ready
+        if ready is not None:
+            return ready
+        with self._lock:
+            if self._ready is None:
+                self._ready = self._build()
+            return self._ready
+
+    def _build(self) -> _Prepared:
+        from gridgeo.analyze import IncidentIndex
+
+        t0 = time.perf_counter()
+        index = IncidentIndex.build(self.incidents, grids=self.grids, locator=self.locator)
+        wgs = self.grids.to_crs(4326)
+        rounded = shapely.set_precision(wgs.geometry.to_numpy(), 1e-6, mode="pointwise")
+        geometry = [json.loads(shapely.to_geojson(g)) for g in rounded]
+        bounds = [round(float(v), 6) for v in wgs.total_bounds]
+        first, last = index.days
+        log.info(
+            "heat-map index of %d incidents built in %.2f s", index.n, time.perf_counter() - t0
+        )
+        return _Prepared(index, geometry, bounds, first, last)
+
+    @property
+    def index(self) -> IncidentIndex:
+        """The incident index (built on first access)."""
+        return self._state().index
+
+    @property
+    def categories(self) -> list[str]:
+        """Incident categories, in the index's order, without building the index."""
+        if self._ready is not None:
+            return self._ready.index.categories
+        if self._categories is None:
+            from gridgeo.analyze.index import incident_categories
+
+            self._categories = incident_categories(self.incidents)
+        return self._categories
 
     # ---- parameters ----------------------------------------------------------------------
 
@@ -160,10 +253,13 @@ class HeatmapService:
         if empty:
             raise InputError(f"parameter(s) {empty} are empty; give a value or omit them")
         category = params.get("category") or None
-        self.index.category_mask(category)  # validates
+        index = self.index
+        index.category_mask(category)  # validates
         start = params.get("start") or None
         end = params.get("end") or None
-        lo, hi = self.index.day_window(start, end)  # validates
+        lo, hi = index.day_window(start, end)  # validates
+        from gridgeo.analyze.index import day_str
+
         return (
             category,
             day_str(lo) if start else None,
@@ -189,6 +285,8 @@ class HeatmapService:
             return b"", 304, headers
         png = self._tiles.get(key)
         if png is None:
+            from gridgeo.analyze import heat_tile
+
             png = heat_tile(self.index, z, x, y, category=category, start=start, end=end)
             self._tiles.put(key, png)
         return png, 200, headers
@@ -207,6 +305,9 @@ class HeatmapService:
         cached = self._stats.get(key)
         if cached is not None:
             return cached, 200, {"Content-Type": "application/geo+json"}
+        from gridgeo.analyze import grid_stats, hotspots
+
+        ready = self._state()
         s = grid_stats(
             self.index,
             self.grids,
@@ -237,7 +338,7 @@ class HeatmapService:
                     "type": "Feature",
                     "id": row.code,
                     "properties": props,
-                    "geometry": self._geometry[i],
+                    "geometry": ready.geometry[i],
                 }
             )
         body = {
@@ -255,16 +356,19 @@ class HeatmapService:
     def page(self, params: dict[str, str]) -> tuple[str, int, dict[str, str]]:
         """The leaders' heat-map page (Chinese labels, no external requests by default)."""
         self._only(params, set())
-        last = self.last_day or "1970-01-01"
-        start = day_str(max(to_day(last, "end") - 364, to_day(self.first_day or last, "start")))
+        from gridgeo.analyze.index import day_str, to_day
+
+        ready = self._state()
+        last = ready.last_day or "1970-01-01"
+        start = day_str(max(to_day(last, "end") - 364, to_day(ready.first_day or last, "start")))
         html = Template((_TEMPLATES / "heatmap.html").read_text(encoding="utf-8")).substitute(
-            categories=json.dumps(self.index.categories, ensure_ascii=False),
+            categories=json.dumps(ready.index.categories, ensure_ascii=False),
             basemap=json.dumps(self.basemap, ensure_ascii=False),
-            bounds=json.dumps(self._bounds),
+            bounds=json.dumps(ready.bounds),
             start=start,
             end=last,
-            first=self.first_day or last,
-            total=f"{self.index.n:,}",
+            first=ready.first_day or last,
+            total=f"{ready.index.n:,}",
         )
         return html, 200, {"Content-Type": "text/html; charset=utf-8"}
 
