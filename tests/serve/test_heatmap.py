@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -178,10 +177,8 @@ def live_demo():
 
 @pytest.mark.browser
 @pytest.mark.server
-def test_heatmap_page_in_chromium_makes_no_outside_request(live_demo) -> None:
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+def test_heatmap_page_in_chromium_makes_no_outside_request(live_demo, system_tool) -> None:
+    chromium = system_tool("chromium", package="chromium", also=["/usr/bin/chromium"])
     from playwright.sync_api import sync_playwright
 
     requests_seen: list[str] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import numpy as np
@@ -346,10 +345,10 @@ def test_owslib_features_client(live, county) -> None:
 
 
 @pytest.mark.server
-@pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="Debian gdal-bin not installed")
-def test_ogrinfo_lists_and_counts(live, county) -> None:
+def test_ogrinfo_lists_and_counts(live, county, system_tool) -> None:
+    ogrinfo = system_tool("ogrinfo", package="gdal-bin")
     out = subprocess.run(
-        ["ogrinfo", "-ro", "-so", f"OAPIF:{live}/", "grids"],
+        [ogrinfo, "-ro", "-so", f"OAPIF:{live}/", "grids"],
         capture_output=True,
         text=True,
         timeout=120,
