@@ -17,7 +17,10 @@ def _warm_in_background(app: Any) -> None:
 
     from gridgeo.serve.app import warm_up
 
-    threading.Thread(target=warm_up, args=(app,), name="gridgeo-warm-up", daemon=True).start()
+    # Not a daemon: a process stopped during the load waits for it (under a second)
+    # rather than killing the thread mid-import; a killed daemon thread left numba's
+    # locks held, and the worker hung at exit until gunicorn killed it 30 s later.
+    threading.Thread(target=warm_up, args=(app,), name="gridgeo-warm-up", daemon=False).start()
 
 
 def _gunicorn(app: Any, host: str, port: int, workers: int) -> None:

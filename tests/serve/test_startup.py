@@ -202,3 +202,35 @@ def test_locate_is_exact_as_soon_as_the_server_is_ready(county, tmp_path, extra)
         proc.wait(timeout=60)
     assert got == want
     assert batch == want
+
+
+@pytest.mark.server
+def test_a_server_stopped_while_it_warms_up_exits_promptly(county, tmp_path) -> None:
+    import requests
+
+    from gridgeo.io import write_workspace
+
+    path, saved = tmp_path / "w.gpkg", tmp_path / "loc.npz"
+    write_workspace(county, path)
+    Locator.from_workspace(county).save(saved)
+    for _ in range(2):  # the hang this guards against was intermittent
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "gridgeo.cli", "serve", "--data", str(path)]
+        cmd += ["--locator", str(saved), "--port", str(port), "--workers", "2"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
+                        break
+                except requests.ConnectionError:
+                    time.sleep(0.01)
+            proc.terminate()  # at once: the workers are still loading their kernels
+            proc.wait(timeout=15)  # gunicorn kills stuck workers only after 30 s
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
