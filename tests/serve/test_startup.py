@@ -3,6 +3,8 @@ still answers exactly, once, and right after the server reports ready."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -219,7 +221,9 @@ def test_a_server_stopped_while_it_warms_up_exits_promptly(county, tmp_path) -> 
             port = s.getsockname()[1]
         cmd = [sys.executable, "-m", "gridgeo.cli", "serve", "--data", str(path)]
         cmd += ["--locator", str(saved), "--port", str(port), "--workers", "2"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
@@ -231,6 +235,6 @@ def test_a_server_stopped_while_it_warms_up_exits_promptly(county, tmp_path) -> 
             proc.terminate()  # at once: the workers are still loading their kernels
             proc.wait(timeout=15)  # gunicorn kills stuck workers only after 30 s
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            if proc.poll() is None:  # the master and its workers, which would be orphaned
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
