@@ -215,13 +215,14 @@ def _clean_coverage(
     if not shapely.coverage_is_valid(clipped):
         return None
     atoms = clipped
-    gap = abs(float(shapely.area(clipped).sum()) - region.area) > 1e-9 * region.area
+    whole = float(shapely.area(region))
+    gap = abs(float(shapely.area(clipped).sum()) - whole) > 1e-9 * whole
     if gap:
         rest = shapely.difference(region, shapely.coverage_union_all(clipped))
         land = shapely.get_parts(rest)
         land = land[(shapely.get_type_id(land) == 3) & (shapely.area(land) > _MIN_AREA_M2)]
         atoms = np.concatenate([clipped, land])
-    if abs(float(shapely.area(atoms).sum()) - region.area) > 1e-9 * region.area:
+    if abs(float(shapely.area(atoms).sum()) - whole) > 1e-9 * whole:
         return None
     if gap and not shapely.coverage_is_valid(atoms):
         return None
