@@ -286,6 +286,11 @@ def hotspots(
         warnings.filterwarnings(
             "ignore", message="The alternative hypothesis", category=DeprecationWarning
         )
+        # a grid whose neighbourhood (itself included) is every grid has no variance under
+        # the null: its z is undefined (NaN, reported as "none"), not an error
+        warnings.filterwarnings(
+            "ignore", message="invalid value encountered in divide", category=RuntimeWarning
+        )
         w = Queen.from_dataframe(frame, use_index=False, silence_warnings=True)
         g = G_Local(y, w, transform="B", permutations=permutations, star=True, seed=seed, n_jobs=1)
     out = stats.copy()

@@ -133,6 +133,18 @@ def test_index_reused_for_stats_matches_a_fresh_build() -> None:
     assert idx.count(category=CATS[0]) == int((inc["category"] == CATS[0]).sum())
 
 
+def test_hotspots_of_a_grid_next_to_every_grid_is_none_not_an_error() -> None:
+    # the middle of three grids in a row neighbours all of them: Gi* has no variance there
+    s = gpd.GeoDataFrame(
+        {"count": [5, 1, 2]},
+        geometry=[shapely.box(i, 0, i + 1, 1) for i in range(3)],
+        crs="EPSG:4547",
+    )
+    h = hotspots(s)
+    assert np.isnan(h["gi_z"].iloc[1]) and h["hotspot"].iloc[1] == "none"
+    assert h["hotspot"].isin(["hot", "cold", "none"]).all()
+
+
 def test_hotspots_find_a_planted_cluster() -> None:
     grids = lattice(6)
     counts = np.ones(len(grids), dtype=int)
