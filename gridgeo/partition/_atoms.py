@@ -96,7 +96,7 @@ def community_atoms(
     pts: Any = shapely.points(points) if n else np.empty(0, dtype=object)
     block_of = _block_of(tree, pts)
     if polygons is not None:
-        return _polygon_atoms(region, np.asarray(polygons, dtype=object), pts, points, tree)
+        return _polygon_atoms(region, np.asarray(polygons, dtype=object), block_of, points, tree)
     for b, block in enumerate(blocks):
         members = np.flatnonzero(block_of == b)
         if len(members) == 0:
@@ -174,7 +174,7 @@ def _block_of(tree: shapely.STRtree, pts: NDArray[np.object_]) -> NDArray[np.int
 def _polygon_atoms(
     region: shapely.Geometry,
     polygons: NDArray[np.object_],
-    pts: NDArray[np.object_],
+    block: NDArray[np.int64],
     points: NDArray[np.float64],
     tree: shapely.STRtree,
 ) -> tuple[list[shapely.Geometry], NDArray[np.int64], NDArray[np.int64], sp.csr_matrix]:
@@ -187,7 +187,6 @@ def _polygon_atoms(
     for i in mixed:
         polys = [p for p in shapely.get_parts(clipped[i]) if p.geom_type == "Polygon"]
         clipped[i] = shapely.multipolygons(polys) if polys else shapely.Polygon()
-    block = _block_of(tree, pts)
     owner = np.arange(len(polygons), dtype=np.int64)
     fast = _clean_coverage(clipped, region, tree, block)
     if fast is not None:
