@@ -7,12 +7,12 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import shapely
+from live_server import wait_until_serving
 from PIL import Image
 
 from gridgeo.analyze import EMPTY_TILE, tile_of
@@ -138,7 +138,6 @@ def test_basemap_configuration(county) -> None:
 @pytest.fixture(scope="module")
 def live_demo():
     """`gridgeo serve` on the bundled demo workspace, in its own process."""
-    import requests
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,16 +159,7 @@ def live_demo():
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("gridgeo serve did not start within 90 s")
+    wait_until_serving(url, proc)
     yield url
     proc.terminate()
     proc.wait(timeout=30)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from live_server import wait_until_serving
 
 from gridgeo.assign import Locator
 from gridgeo.errors import InputError, NotFound
@@ -268,9 +269,6 @@ def live(county, tmp_path_factory):
     HTTP client, which may hold the GIL while it waits)."""
     import socket
     import sys
-    import time
-
-    import requests
 
     from gridgeo.io import write_workspace
 
@@ -296,16 +294,7 @@ def live(county, tmp_path_factory):
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/healthz", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("gridgeo serve did not start within 90 s")
+    wait_until_serving(url, proc)
     yield url
     proc.terminate()
     proc.wait(timeout=30)

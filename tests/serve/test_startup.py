@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from live_server import wait_until_serving
 
 from gridgeo.assign import Locator
 from gridgeo.serve import ServiceConfig, create_app
@@ -174,15 +175,7 @@ def test_locate_is_exact_as_soon_as_the_server_is_ready(county, tmp_path, extra)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.02)
-        else:
-            pytest.fail("gridgeo serve did not start within 90 s")
+        wait_until_serving(url, proc, poll=0.02)
         # at once, while the workers may still be loading their kernels
         got = []
         with requests.Session() as http:
