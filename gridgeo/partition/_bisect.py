@@ -123,15 +123,21 @@ def _two_parts(adj: sp.csr_matrix, mask: NDArray[np.bool_]) -> bool:
     )
 
 
-def _pp_sum(adj: sp.csr_matrix, mask, area, perim) -> float:
-    """Sum of the two sides' Polsby–Popper scores, from atom areas, perimeters and the
-    shared boundary lengths in ``adj`` (a side's perimeter is its atoms' perimeters less
-    twice the boundary they share)."""
+def _side_pps(adj: sp.csr_matrix, mask, area, perim) -> tuple[float, float]:
+    """The two sides' Polsby–Popper scores, from atom areas, perimeters and the shared
+    boundary lengths in ``adj`` (a side's perimeter is its atoms' perimeters less twice
+    the boundary they share)."""
     inner1, inner2 = _inner(adj.indptr, adj.indices, adj.data, mask)
     a1, a2 = float(area[mask].sum()), float(area[~mask].sum())
     p1 = float(perim[mask].sum()) - inner1
     p2 = float(perim[~mask].sum()) - inner2
-    return sum(4 * math.pi * a / (q * q) if q > 0 else 0.0 for a, q in ((a1, p1), (a2, p2)))
+    pp1, pp2 = (4 * math.pi * a / (q * q) if q > 0 else 0.0 for a, q in ((a1, p1), (a2, p2)))
+    return pp1, pp2
+
+
+def _pp_sum(adj: sp.csr_matrix, mask, area, perim) -> float:
+    """Sum of the two sides' Polsby–Popper scores (see :func:`_side_pps`)."""
+    return sum(_side_pps(adj, mask, area, perim))
 
 
 @njit(cache=True, nogil=True)

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from numba import njit
 from numpy.typing import NDArray
 
-from gridgeo.partition._bisect import _pp_sum, _sweep_cut
+from gridgeo.partition._bisect import _side_pps, _sweep_cut
 
 __all__ = ["resplit_pairs"]
 
@@ -174,19 +174,15 @@ def resplit_pairs(
                 )
                 if mask is None:
                     continue
-                gain = _pp_sum(sub, mask, area[idx], perim[idx]) - pp[g] - pp[g2]
+                new = _side_pps(sub, mask, area[idx], perim[idx])
+                gain = sum(new) - pp[g] - pp[g2]
                 if gain > 1e-9 and (best is None or gain > best[0]):
-                    best = (gain, g2, idx, mask)
+                    best = (gain, g2, idx, mask, new)
             if best is None:
                 continue
-            _, g2, idx, mask = best
+            _, g2, idx, mask, (pp[g], pp[g2]) = best
             out[idx] = np.where(mask, g, g2)
             members[g], members[g2] = idx[mask], idx[~mask]
-            for x in (g, g2):
-                sub = _CSR(*_sub_csr(indptr, indices, data, members[x], loc))
-                inner = float(sub.data.sum())
-                q = max(float(perim[members[x]].sum()) - inner, 1e-12)
-                pp[x] = 4 * np.pi * float(area[members[x]].sum()) / (q * q)
             changed += 1
         changes += changed
         if changed == 0:

@@ -370,19 +370,12 @@ def make_grids(
 
         pbar = tqdm(total=len(comm_geoms), desc="make_grids", unit="community")
     try:
-        if n_workers == 1:
-            split_grids = []
-            for c in range(len(comm_geoms)):
-                split_grids.append(split(c))
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            futures = [pool.submit(split, c) for c in range(len(comm_geoms))]
+            for _ in as_completed(futures):
                 if pbar is not None:
                     pbar.update(1)
-        else:
-            with ThreadPoolExecutor(max_workers=n_workers) as pool:
-                futures = [pool.submit(split, c) for c in range(len(comm_geoms))]
-                for _ in as_completed(futures):
-                    if pbar is not None:
-                        pbar.update(1)
-                split_grids = [f.result() for f in futures]
+            split_grids = [f.result() for f in futures]
     finally:
         if pbar is not None:
             pbar.close()
