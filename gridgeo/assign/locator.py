@@ -74,10 +74,22 @@ def _kernels() -> ModuleType:
     return _kernel_module
 
 
-def _exact_one_loaded() -> bool:
-    """Whether the single-point kernel is compiled or loaded in this process already."""
+#: Warm-ups running in this process (a server's background load of the kernels).
+_warming = {"count": 0}
+
+
+def _exact_one_ready() -> bool:
+    """May a single-point lookup call the compiled kernel without waiting for numba?
+
+    Yes once it is loaded; also once the kernels module is imported (a batch
+    lookup did it) and no warm-up is loading it in the background, since then
+    the call only loads this kernel from numba's cache, once. No while nothing
+    has imported numba, or a warm-up is under way: shapely answers then.
+    """
     mod = _kernel_module
-    return mod is not None and bool(mod.exact_one.overloads)
+    if mod is None:
+        return False
+    return bool(mod.exact_one.overloads) or _warming["count"] == 0
 
 
 @dataclass(frozen=True)
@@ -238,7 +250,7 @@ class _Layer:
         s = int(self.state[c])
         if s != _BOUNDARY:
             return s
-        if _exact_one_loaded():
+        if _exact_one_ready():
             e = self.edges
             z = int(
                 _kernels().exact_one(
@@ -535,10 +547,11 @@ class Locator:
         """Load the compiled kernels now; return the seconds it took.
 
         A process's first lookups load numba and its kernels (a fixed cost of
-        about 0.5 s). Until then, :meth:`locate_one` answers boundary-cell points
-        with shapely (the same answers, slower per point) instead of waiting;
-        :meth:`locate` waits. A server calls this in the background once it
-        accepts requests.
+        about 0.5 s). Until a batch :meth:`locate` or this method has loaded them,
+        and while this method runs, :meth:`locate_one` answers boundary-cell
+        points with shapely (the same answers, slower per point) instead of
+        waiting; :meth:`locate` waits. A server calls this in the background
+        once it accepts requests.
 
         Examples
         --------
@@ -551,8 +564,12 @@ class Locator:
         import time
 
         t0 = time.perf_counter()
-        for layer in self._layers.values():
-            layer.warm_up()
+        _warming["count"] += 1
+        try:
+            for layer in self._layers.values():
+                layer.warm_up()
+        finally:
+            _warming["count"] -= 1
         return time.perf_counter() - t0
 
     # ---- persistence -----------------------------------------------------------------------
