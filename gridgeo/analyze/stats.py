@@ -15,7 +15,7 @@ Examples
 >>> s[["code", "count", "previous", "change", "per_1000_households"]].values.tolist()
 [['A', 1, 1, 0, 10.0], ['B', 1, 0, 1, 5.0]]
 >>> s.attrs["window"], s.attrs["previous_window"]
-(('2025-02-01', '2025-02-28'), ('2025-01-04', '2025-01-31'))
+(('2025-02-01', '2025-02-28'), ('2025-01-01', '2025-01-31'))
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pandas as pd
 from gridgeo.analyze.index import IncidentIndex, day_str, to_day
 from gridgeo.errors import InputError
 
-__all__ = ["grid_stats", "hotspots"]
+__all__ = ["grid_stats", "hotspots", "previous_window"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,65 @@ def _window(index: IncidentIndex, period: str, start: Any, end: Any) -> tuple[in
     if lo > hi:
         raise InputError(f"start {day_str(lo)} is after end {day_str(hi)}")
     return lo, hi
+
+
+def _months(lo: int, hi: int) -> int:
+    """Whole calendar months in days ``lo`` to ``hi`` (inclusive), or 0 if not whole months."""
+    a, b = pd.Timestamp(day_str(lo)), pd.Timestamp(day_str(hi))
+    if a.day != 1 or not b.is_month_end:
+        return 0
+    return (b.year - a.year) * 12 + b.month - a.month + 1
+
+
+def _previous(lo: int, hi: int) -> tuple[int, int]:
+    """:func:`previous_window` on day numbers."""
+    months = _months(lo, hi)
+    if months:
+        start = pd.Timestamp(day_str(lo)) - pd.DateOffset(months=months)
+        return to_day(start, "start"), lo - 1
+    return lo - (hi - lo + 1), lo - 1
+
+
+def previous_window(start: Any, end: Any) -> tuple[str, str]:
+    """The window to compare ``start``–``end`` with: the same calendar span just before it.
+
+    A window of whole calendar months (a month, a quarter, a year, or any run
+    of months, from the 1st of one to the last day of another) is compared with
+    as many whole months before it, leap years included; any other window of N
+    days with the N days before it. The previous window always ends the day
+    before ``start``.
+
+    Parameters
+    ----------
+    start, end
+        The window's first and last days (dates, inclusive).
+
+    Returns
+    -------
+    tuple of str
+        First and last day (``YYYY-MM-DD``) of the previous window.
+
+    Raises
+    ------
+    InputError
+        For a bad date, or ``start`` after ``end``.
+
+    Examples
+    --------
+    >>> previous_window("2025-01-01", "2025-12-31")  # a year: the year before
+    ('2024-01-01', '2024-12-31')
+    >>> previous_window("2024-03-01", "2024-03-31")  # a month: the month before
+    ('2024-02-01', '2024-02-29')
+    >>> previous_window("2024-03-01", "2024-08-31")  # six months: the six before
+    ('2023-09-01', '2024-02-29')
+    >>> previous_window("2025-03-10", "2025-03-16")  # 7 days: the 7 days before
+    ('2025-03-03', '2025-03-09')
+    """
+    lo, hi = to_day(start, "start"), to_day(end, "end")
+    if lo > hi:
+        raise InputError(f"start {day_str(lo)} is after end {day_str(hi)}")
+    plo, phi = _previous(lo, hi)
+    return day_str(plo), day_str(phi)
 
 
 def grid_stats(
@@ -98,8 +157,9 @@ def grid_stats(
     category
         Count only these categories (one, a list, or comma-separated).
     compare
-        ``"previous"``: against the equal window just before; ``"year"``: against
-        the same window a year earlier (year on year).
+        ``"previous"``: against the same calendar span just before (see
+        :func:`previous_window`: the month, quarter or year before, or the N days
+        before); ``"year"``: against the same window a year earlier (year on year).
     key, households
         Column names in ``grids``.
 
@@ -141,7 +201,7 @@ def grid_stats(
         raise InputError("the incident index was built with other grids than these")
     lo, hi = _window(index, period, start, end)
     if compare == "previous":
-        plo, phi = lo - (hi - lo + 1), lo - 1
+        plo, phi = _previous(lo, hi)
     else:
         shift = pd.DateOffset(years=1)
         plo = to_day(pd.Timestamp(day_str(lo)) - shift, "start")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import date
 
 import geopandas as gpd
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gridgeo.analyze import EMPTY_TILE, IncidentIndex, grid_stats, heat_tile, hotspots, tile_of
+from gridgeo.analyze.stats import previous_window
 from gridgeo.errors import CRSError, InputError
 
 X0, Y0 = 114.9, 25.38
@@ -78,9 +80,9 @@ def test_grid_counts_equal_a_brute_force_reference(seed: int, category) -> None:
     want = brute_counts(inc, grids, "2024-03-01", "2024-08-31", category)
     assert s["count"].tolist() == want.tolist()
     assert s.index.equals(grids.index) and s["code"].tolist() == grids["code"].tolist()
-    # the previous window is the equal span just before (184 days)
-    assert s.attrs["previous_window"] == ("2023-08-30", "2024-02-29")
-    before = brute_counts(inc, grids, "2023-08-30", "2024-02-29", category)
+    # the previous window is the same calendar span just before: the six months before
+    assert s.attrs["previous_window"] == ("2023-09-01", "2024-02-29")
+    before = brute_counts(inc, grids, "2023-09-01", "2024-02-29", category)
     assert s["previous"].tolist() == before.tolist()
     # nothing dropped: counted + outside = all incidents of the window
     d = inc["reported_at"].dt.normalize()
@@ -119,6 +121,77 @@ def test_grid_stats_columns_rates_and_change() -> None:
     by = grid_stats(inc, grids, start="2025-01-01", end="2025-03-31", by="category")
     assert len(by) == len(grids) * len(CATS)
     assert by.groupby("code", sort=False)["count"].sum().tolist() == yoy["count"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("window", "previous"),
+    [
+        (("2025-01-01", "2025-12-31"), ("2024-01-01", "2024-12-31")),  # a year after a leap year
+        (("2024-01-01", "2024-12-31"), ("2023-01-01", "2023-12-31")),  # a leap year
+        (("2024-02-01", "2024-02-29"), ("2024-01-01", "2024-01-31")),
+        (("2024-03-01", "2024-03-31"), ("2024-02-01", "2024-02-29")),
+        (("2025-03-01", "2025-03-31"), ("2025-02-01", "2025-02-28")),
+        (("2025-04-01", "2025-06-30"), ("2025-01-01", "2025-03-31")),  # a quarter
+        (("2025-01-01", "2025-01-31"), ("2024-12-01", "2024-12-31")),  # across the new year
+        (("2025-03-10", "2025-03-16"), ("2025-03-03", "2025-03-09")),  # 7 days
+        (("2024-03-15", "2024-04-14"), ("2024-02-13", "2024-03-14")),  # 31 days, not a month
+        (("2025-05-05", "2025-05-05"), ("2025-05-04", "2025-05-04")),
+    ],
+)
+def test_previous_window_is_the_same_calendar_span_before(window, previous) -> None:
+    assert previous_window(*window) == previous
+
+
+def test_grid_stats_compare_a_year_with_the_year_before() -> None:
+    grids = lattice()
+    inc = incidents(np.random.default_rng(4), 2000, grids)
+    s = grid_stats(inc, grids, start="2025-01-01", end="2025-12-31")
+    assert s.attrs["previous_window"] == ("2024-01-01", "2024-12-31")
+    assert s["previous"].tolist() == brute_counts(inc, grids, "2024-01-01", "2024-12-31").tolist()
+    m = grid_stats(inc, grids, period="M", end="2024-03-31")
+    assert m.attrs["window"] == ("2024-03-01", "2024-03-31")
+    assert m.attrs["previous_window"] == ("2024-02-01", "2024-02-29")
+
+
+def test_previous_window_rejects_bad_windows() -> None:
+    with pytest.raises(InputError, match="start 2025-02-01 is after end 2025-01-31"):
+        previous_window("2025-02-01", "2025-01-31")
+    with pytest.raises(InputError, match="start='2025-02-30' is not a date"):
+        previous_window("2025-02-30", "2025-03-31")
+
+
+_days = st.dates(min_value=date(1990, 1, 1), max_value=date(2090, 12, 31))
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=_days, b=_days)
+def test_previous_window_ends_the_day_before_and_spans_as_long(a, b) -> None:
+    lo, hi = sorted([pd.Timestamp(a), pd.Timestamp(b)])
+    p0, p1 = map(pd.Timestamp, previous_window(lo, hi))
+    assert p1 == lo - pd.Timedelta(days=1)
+    assert p0 <= p1
+    if lo.day == 1 and hi.is_month_end:  # whole months: as many whole months before
+        months = (hi.year - lo.year) * 12 + hi.month - lo.month + 1
+        assert p0.day == 1 and p1.is_month_end
+        assert (p1.year - p0.year) * 12 + p1.month - p0.month + 1 == months
+    else:  # any other span of N days: the N days before
+        assert p1 - p0 == hi - lo
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    year=st.integers(1990, 2090),
+    month=st.integers(1, 12),
+    unit=st.sampled_from(["month", "quarter", "year"]),
+)
+def test_previous_window_of_a_calendar_unit_is_the_unit_before(year, month, unit) -> None:
+    freq = {"month": "M", "quarter": "Q", "year": "Y"}[unit]
+    unit_before = pd.Timestamp(year=year, month=month, day=1).to_period(freq) - 1
+    start = (unit_before + 1).start_time
+    end = (unit_before + 1).end_time.normalize()
+    got = tuple(map(pd.Timestamp, previous_window(start, end)))
+    # the unit before, whole, of its own length (28, 29, 30, 31, 90-92, 365 or 366 days)
+    assert got == (unit_before.start_time, unit_before.end_time.normalize())
 
 
 def test_index_reused_for_stats_matches_a_fresh_build() -> None:
