@@ -63,6 +63,13 @@ _KERNELS = "gridgeo.assign._kernels"
 _kernel_module: ModuleType | None = None  # set once the import has completed
 
 
+def _launch_guard() -> Any:
+    """:func:`gridgeo._numba.launch_guard`, imported with the kernels (numba) on first use."""
+    from gridgeo._numba import launch_guard
+
+    return launch_guard()
+
+
 def _kernels() -> ModuleType:
     """The compiled kernels, imported on first use: a service starts without numba."""
     global _kernel_module
@@ -186,9 +193,10 @@ class _Layer:
         n = len(x)
         out = np.empty(n, dtype=np.int64)
         cell = np.empty(n, dtype=np.int64)
-        _kernels().table_lookup(
-            x, y, self.x0, self.y0, self.dx, self.dy, self.nx, self.ny, self.state, out, cell
-        )
+        with _launch_guard():
+            _kernels().table_lookup(
+                x, y, self.x0, self.y0, self.dx, self.dy, self.nx, self.ny, self.state, out, cell
+            )
         todo = np.flatnonzero(out == _BOUNDARY)
         if len(todo):
             out[todo] = self.exact(x[todo], y[todo], cell[todo])
@@ -200,9 +208,10 @@ class _Layer:
         """Exact test of boundary-cell points: compiled, with shapely where it is unsure."""
         e = self.edges
         out = np.empty(len(x), dtype=np.int64)
-        _kernels().exact_lookup(
-            x, y, cells, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in, out
-        )
+        with _launch_guard():
+            _kernels().exact_lookup(
+                x, y, cells, self.cand_ptr, self.cand, e.edge_ptr, e.edges, e.ref, e.ref_in, out
+            )
         unsure = np.flatnonzero(out == _BOUNDARY)
         if len(unsure):
             out[unsure] = self.covers(x[unsure], y[unsure], cells[unsure])

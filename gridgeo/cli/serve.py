@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ def _warm_in_background(app: Any) -> None:
 
 def _gunicorn(app: Any, host: str, port: int, workers: int) -> None:
     from gunicorn.app.base import BaseApplication
+
+    if "numba" in sys.modules:
+        # a kernel may have run here (--preload-heatmap) and the workers are forked from
+        # this process: never on a layer that kills them (GNU OpenMP)
+        from gridgeo._numba import ensure_fork_safe
+
+        ensure_fork_safe()
 
     def post_worker_init(worker: Any) -> None:
         # in each worker, after the fork: the master never runs a kernel, so that it
