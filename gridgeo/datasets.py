@@ -17,6 +17,12 @@ beats and the traffic police's zones are cut independently (they do not
 follow communities) but tile the county as well. Urban grids are unions of
 whole street blocks; village grids are Voronoi cells of household centres.
 
+The ``grids`` layer plays the county's old, hand-drawn grids: they follow
+streets and community lines but were not cut to a household ceiling, so
+several urban grids hold far more than 500 households and a few are in two
+parts. :func:`gridgeo.check_grids` flags them and :func:`gridgeo.make_grids`
+cuts the same communities afresh into grids that pass (the README shows both).
+
 Examples
 --------
 >>> layers = demo_county(seed=0, scale=0.3, n_incidents=50)

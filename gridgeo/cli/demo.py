@@ -7,6 +7,13 @@ from pathlib import Path
 
 import click
 
+from gridgeo.cli._files import OutPath
+
+#: The timestamp written into the GeoPackage's metadata (``gpkg_contents.last_change``)
+#: instead of the clock, so that ``gridgeo demo --out`` writes the same bytes every time:
+#: the day after the demo's last incident report.
+GPKG_TIMESTAMP = "2026-01-01T00:00:00.000Z"
+
 
 def summary_lines(layers: dict) -> list[str]:
     """Human summary of a workspace: layer sizes, totals, incidents by category.
@@ -48,9 +55,10 @@ def summary_lines(layers: dict) -> list[str]:
 @click.option(
     "--out",
     "out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutPath((".gpkg",)),
     default=None,
-    help="Write the workspace GeoPackage here (e.g. data/demo.gpkg).",
+    help="Write the workspace GeoPackage here (e.g. data/demo.gpkg); a workspace has many "
+    "layers, so only .gpkg.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option(
@@ -73,7 +81,14 @@ def demo(out: Path | None, seed: int, scale: float) -> None:
     for line in summary_lines(layers):
         click.echo(line)
     if out is not None:
-        write_workspace(layers, out)
+        import pyogrio
+
+        # GDAL stamps each layer with the current time unless OGR_CURRENT_DATE is set
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": GPKG_TIMESTAMP})
+        try:
+            write_workspace(layers, out)
+        finally:
+            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": None})
         size = out.stat().st_size / 1e6
         click.echo(
             f"wrote {out} ({size:.1f} MB); open it in QGIS or run: gridgeo serve --data {out}"
