@@ -9,41 +9,111 @@ from typing import Any
 
 import click
 
+from gridgeo.cli._files import OutPath, UserError, read_layer, resolve_layer, write_frames
+
 __all__ = ["register"]
 
 
-def _read(path: Path, layer: str) -> Any:
-    import geopandas as gpd
-    import pyogrio
+def _load_rules(
+    ctx: click.Context, param: click.Parameter, path: Path | None
+) -> dict[str, Any] | None:
+    """Read ``--rules`` once, while the command line is parsed.
 
-    names = [str(r[0]) for r in pyogrio.list_layers(path)]
-    if layer not in names:
-        raise click.BadParameter(f"{path} has no layer {layer!r}; it has {names}")
-    return gpd.read_file(path, layer=layer, engine="pyogrio")
-
-
-def _rules(path: Path | None) -> dict[str, Any] | None:
+    The file may be a pipe (``--rules <(echo '{…}')``), readable only once, so it is
+    read here and never again; a bad file stops the command before any work.
+    """
     if path is None:
         return None
     try:
-        rules = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8-sig") as f:  # open(): a /dev/fd pipe has no size
+            text = f.read()
+    except OSError as err:
+        raise click.BadParameter(f"cannot read {path}: {err.strerror}", ctx, param) from err
+    except UnicodeDecodeError as err:
+        raise click.BadParameter(f"{path} is not UTF-8 text: {err}", ctx, param) from err
+    try:
+        rules = json.loads(text)
     except json.JSONDecodeError as err:
-        raise click.BadParameter(f"{path} is not valid JSON: {err}", param_hint="--rules") from err
+        raise click.BadParameter(f"{path} is not valid JSON: {err}", ctx, param) from err
+    example = '{"urban": {"max_households": 500}}'
     if not isinstance(rules, dict):
+        raise click.BadParameter(f"rules must be an object like {example}", ctx, param)
+    bad = [kind for kind, rule in rules.items() if not isinstance(rule, dict)]
+    if bad:
         raise click.BadParameter(
-            'rules must be an object like {"urban": {"max_households": 500}}', param_hint="--rules"
+            f"the rules for {bad} are not objects; write e.g. {example}", ctx, param
         )
     return rules
 
 
 _SRC = click.Path(exists=True, dir_okay=False, path_type=Path)
-_OUT = click.Path(dir_okay=False, path_type=Path)
+# a pipe from process substitution (/dev/fd/63) passes: it exists and is readable,
+# and _load_rules reads it once
+_RULES = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+
+
+def _select(
+    within: Any, towns: tuple[str, ...], codes: tuple[str, ...], layer: str
+) -> tuple[Any, bool]:
+    """The communities of ``towns`` and the communities ``codes`` (all when both are empty)."""
+    if not towns and not codes:
+        return within, False
+    keep = within["code"].astype(str).isin(codes) if "code" in within else None
+    if keep is None:
+        raise UserError(f"layer {layer!r} has no column 'code'; columns are {list(within.columns)}")
+    if towns:
+        if "town_code" not in within:
+            columns = list(within.columns)
+            raise UserError(f"--town needs a column 'town_code' in {layer!r}; it has {columns}")
+        valid = sorted(set(within["town_code"].astype(str)))
+        unknown = sorted(set(towns) - set(valid))
+        if unknown:
+            raise UserError(f"unknown town code(s) {unknown}; the towns are {valid}")
+        keep |= within["town_code"].astype(str).isin(towns)
+    unknown = sorted(set(codes) - set(within["code"].astype(str)))
+    if unknown:
+        valid = sorted(within["code"].astype(str))
+        raise UserError(f"unknown community code(s) {unknown}; the communities are {valid}")
+    return within[keep.to_numpy()], True
+
+
+def _inside(frame: Any, communities: Any, *, area: bool) -> Any:
+    """Rows of ``frame`` that belong to ``communities`` as :func:`make_grids` assigns them.
+
+    Units by their representative point covered by a community; exclusive areas
+    (``area=True``) by a positive area shared with one. In the communities' metric CRS.
+    """
+    import numpy as np
+    import shapely
+
+    from gridgeo.crs import metric_crs
+
+    crs = metric_crs(communities)
+    comm = shapely.union_all(communities.to_crs(crs).geometry.to_numpy())
+    geoms = frame.to_crs(crs).geometry.to_numpy()
+    if area:
+        keep = shapely.area(shapely.intersection(geoms, comm)) > 0
+    else:
+        keep = shapely.covered_by(shapely.point_on_surface(geoms), comm)
+    return frame[np.asarray(keep, dtype=bool)]
 
 
 @click.command("partition")
 @click.argument("source", type=_SRC)
 @click.option(
     "--communities", default="communities", show_default=True, help="Layer of communities."
+)
+@click.option(
+    "--town",
+    "towns",
+    multiple=True,
+    help="Only the communities of this town code (repeat for more), e.g. 360722001.",
+)
+@click.option(
+    "--community",
+    "community_codes",
+    multiple=True,
+    help="Only this community code (repeat for more); adds to --town.",
 )
 @click.option("--units", default="buildings", show_default=True, help="Layer of buildings/blocks.")
 @click.option("--barriers", default=None, help="Layer of street/river lines to follow.")
@@ -52,10 +122,11 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
 @click.option("--max-population", type=float, default=None)
 @click.option(
     "--rules",
-    "rules_path",
-    type=_SRC,
+    type=_RULES,
     default=None,
-    help='JSON ceilings per community type, e.g. {"rural": {"max_households": 300}}.',
+    callback=_load_rules,
+    help='JSON ceilings per community type, e.g. {"rural": {"max_households": 300}}; '
+    "a file or a pipe such as <(echo '{…}').",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -67,47 +138,63 @@ _OUT = click.Path(dir_okay=False, path_type=Path)
     "auto: blocks when the units are polygons covering half the land or more.",
 )
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Threads (default: CPUs)")
-@click.option("-o", "--out", "out", type=_OUT, required=True, help="Output GeoPackage.")
-@click.option("--layer", default="grids", show_default=True, help="Layer name to write.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=OutPath(),
+    required=True,
+    help="Output: .gpkg, .geojson, .shp, .parquet or .csv (UTF-8 with BOM, geometry as WKT).",
+)
+@click.option("--layer", default="grids", show_default=True, help="Layer name (GeoPackage).")
 def partition_command(
     source: Path,
     communities: str,
+    towns: tuple[str, ...],
+    community_codes: tuple[str, ...],
     units: str,
     barriers: str | None,
     exclusive: str | None,
     max_households: float,
     max_population: float | None,
-    rules_path: Path | None,
+    rules: dict[str, Any] | None,
     seed: int,
     units_are: str,
     workers: int | None,
     out: Path,
     layer: str,
 ) -> None:
-    """Cut each community of SOURCE into grids under household/population ceilings."""
-    from gridgeo.errors import GridGeoError
+    """Cut each community of SOURCE into grids under household/population ceilings.
+
+    Example: gridgeo partition demo.gpkg --town 360722001 --barriers streets -o grids.gpkg
+    """
     from gridgeo.partition import check_grids, make_grids
 
-    within = _read(source, communities)
+    within, selected = _select(
+        read_layer(source, communities), towns, community_codes, communities
+    )
+    unit_frame = read_layer(source, units)
+    exclusive_frame = read_layer(source, exclusive) if exclusive else None
+    if selected:
+        unit_frame = _inside(unit_frame, within, area=False)
+        if exclusive_frame is not None:
+            exclusive_frame = _inside(exclusive_frame, within, area=True)
     t0 = time.perf_counter()
-    try:
-        grids = make_grids(
-            _read(source, units),
-            within=within,
-            max_households=max_households,
-            max_population=max_population,
-            rules=_rules(rules_path),
-            barriers=_read(source, barriers) if barriers else None,
-            exclusive=_read(source, exclusive) if exclusive else None,
-            seed=seed,
-            progress=True,
-            workers=workers,
-            tessellate={"auto": None, "buildings": True, "blocks": False}[units_are],
-        )
-    except GridGeoError as err:
-        raise click.ClickException(f"{type(err).__name__}: {err}") from err
+    grids = make_grids(
+        unit_frame,
+        within=within,
+        max_households=max_households,
+        max_population=max_population,
+        rules=rules,
+        barriers=read_layer(source, barriers) if barriers else None,
+        exclusive=exclusive_frame,
+        seed=seed,
+        progress=True,
+        workers=workers,
+        tessellate={"auto": None, "buildings": True, "blocks": False}[units_are],
+    )
     took = time.perf_counter() - t0
-    grids.to_file(out, layer=layer, driver="GPKG", engine="pyogrio")
+    written = write_frames({layer: grids}, out)
     lb = grids.attrs["lower_bound"]
     click.echo(
         f"{len(grids)} grids in {within.shape[0]} communities in {took:.1f} s "
@@ -116,39 +203,52 @@ def partition_command(
         f"{int(grids['oversize'].sum())} oversize single units; "
         f"mean Polsby–Popper {grids['compactness'].mean():.2f}"
     )
-    click.echo(f"wrote layer {layer!r} to {out}")
+    click.echo(f"wrote {', '.join(map(str, written))}")
     report = check_grids(
         grids,
         within=within,
-        rules=_rules(rules_path),
+        rules=rules,
         max_households=max_households,
         max_population=max_population,
     )
     click.echo(repr(report))
 
 
+_REF = (
+    "a layer of SOURCE, another file (its layer of the default name) or FILE:LAYER, "
+    "e.g. workspace.gpkg or workspace.gpkg:communities"
+)
+
+
 @click.command("check")
 @click.argument("source", type=_SRC)
-@click.option("--grids", "grids_layer", default="grids", show_default=True)
+@click.option("--grids", "grids_layer", default="grids", show_default=True, help=f"Grids: {_REF}.")
 @click.option(
+    "--communities",
     "--within",
     "within_layer",
     default="communities",
     show_default=True,
-    help="Layer of communities ('' to skip coverage and nesting).",
+    help=f"Communities ('' to skip coverage and nesting): {_REF}.",
 )
-@click.option("--units", "units_layer", default=None, help="Layer of buildings to count.")
-@click.option("--zones", "zones_layer", default=None, help="Department zones to check alignment.")
+@click.option("--units", "units_layer", default=None, help=f"Buildings to count: {_REF}.")
+@click.option("--zones", "zones_layer", default=None, help=f"Department zones to align: {_REF}.")
 @click.option("--max-households", type=float, default=500, show_default=True)
 @click.option("--max-population", type=float, default=None)
-@click.option("--rules", "rules_path", type=_SRC, default=None, help="JSON ceilings per type.")
+@click.option(
+    "--rules",
+    type=_RULES,
+    default=None,
+    callback=_load_rules,
+    help="JSON ceilings per type (a file or a pipe).",
+)
 @click.option(
     "-o",
     "--out",
     "out",
-    type=_OUT,
+    type=OutPath(),
     default=None,
-    help="Write the problems to this GeoPackage (open it in QGIS).",
+    help="Write the problems here (e.g. problems.gpkg, to open in QGIS).",
 )
 def check_command(
     source: Path,
@@ -158,18 +258,25 @@ def check_command(
     zones_layer: str | None,
     max_households: float,
     max_population: float | None,
-    rules_path: Path | None,
+    rules: dict[str, Any] | None,
     out: Path | None,
 ) -> None:
-    """Check the grids of SOURCE; exit 1 when a rule is broken."""
+    """Check the grids of SOURCE; exit 1 when a rule is broken.
+
+    Example, against the workspace the grids were made from:
+    gridgeo check grids.gpkg --communities demo.gpkg --units demo.gpkg
+    """
     from gridgeo.partition import check_alignment, check_grids
 
-    grids = _read(source, grids_layer)
+    def layer(ref: str, default: str) -> Any:
+        return read_layer(*resolve_layer(source, ref, default))
+
+    grids = layer(grids_layer, "grids")
     report = check_grids(
         grids,
-        within=_read(source, within_layer) if within_layer else None,
-        units=_read(source, units_layer) if units_layer else None,
-        rules=_rules(rules_path),
+        within=layer(within_layer, "communities") if within_layer else None,
+        units=layer(units_layer, "buildings") if units_layer else None,
+        rules=rules,
         max_households=max_households,
         max_population=max_population,
     )
@@ -179,8 +286,9 @@ def check_command(
     if len(report.problems) > 20:
         click.echo(f"  … and {len(report.problems) - 20} more")
     ok = report.ok
+    frames = {"problems": report.problems}
     if zones_layer:
-        align = check_alignment(_read(source, zones_layer), grids)
+        align = check_alignment(layer(zones_layer, "zones"), grids)
         click.echo(f"department zones: {len(align)} alignment problems")
         for row in align.head(20).itertuples():
             click.echo(
@@ -188,11 +296,11 @@ def check_command(
                 f"({row.share:.0%} of the grid)"
             )
         ok = ok and align.empty
-        if out is not None and len(align):
-            align.to_file(out, layer="alignment", driver="GPKG", engine="pyogrio")
+        if len(align):
+            frames["alignment"] = align
     if out is not None:
-        report.problems.to_file(out, layer="problems", driver="GPKG", engine="pyogrio")
-        click.echo(f"wrote problems to {out}")
+        written = write_frames(frames, out)
+        click.echo(f"wrote problems to {', '.join(map(str, written))}")
     click.echo("ok" if ok else "NOT ok")
     if not ok:
         raise SystemExit(1)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
+
+from gridgeo.cli._files import OutPath, UserError, layer_names, read_layer, write_frames
 
 __all__ = ["parse_weight", "register"]
 
@@ -35,6 +38,44 @@ def parse_weight(text: str) -> str | dict[str, float]:
     return spec
 
 
+def _count_points(grids: Any, points: Any, key: str) -> Any:
+    """Points per grid (a point on a shared edge counts once), aligned with ``grids``."""
+    from gridgeo.assign import Locator
+
+    located = Locator({"grid": grids}, key=key).locate(points)["grid"]
+    counts = located.value_counts()
+    return grids[key].astype(str).map(counts).fillna(0).astype("int64")
+
+
+def _point_weights(
+    file: Path, grids: Any, spec: str | dict[str, float], key: str
+) -> tuple[Any, list[str]]:
+    """Add a count column for each weight named after a point layer of FILE, not a column.
+
+    ``--weight households=1,incidents=2`` counts the layer ``incidents`` per grid.
+    """
+    names = [spec] if isinstance(spec, str) else list(spec)
+    missing = [n for n in names if n not in grids.columns and n != "area_km2"]
+    if not missing:
+        return grids, []
+    layers = layer_names(file)
+    unknown = [n for n in missing if n not in layers]
+    if unknown:
+        columns = [c for c in grids.columns if c != grids.geometry.name]
+        raise UserError(
+            f"weight {unknown} is neither a column of the grids {columns} nor a point layer "
+            f"of {file} {layers} (the special name 'area_km2' is computed)"
+        )
+    grids = grids.copy()
+    for name in missing:
+        points = read_layer(file, name)
+        kinds = set(points.geom_type.dropna())
+        if not kinds <= {"Point", "MultiPoint"}:
+            raise UserError(f"layer {name!r} of {file} must hold points to count; it has {kinds}")
+        grids[name] = _count_points(grids, points, key)
+    return grids, missing
+
+
 @click.command("regroup")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-k", "k", type=int, required=True, help="Number of groups.")
@@ -43,7 +84,8 @@ def parse_weight(text: str) -> str | dict[str, float]:
     "--weight",
     default="households",
     show_default=True,
-    help="Workload column, or col=coef,… (e.g. households=1,incidents=2,area_km2=50).",
+    help="Workload column, or col=coef,… (e.g. households=1,incidents=2,area_km2=50). "
+    "A name that is a point layer of FILE (incidents) counts its points per grid.",
 )
 @click.option("--within", default=None, help="Column groups never cross (e.g. community_code).")
 @click.option("--key", default="code", show_default=True, help="Column of unique grid codes.")
@@ -53,9 +95,11 @@ def parse_weight(text: str) -> str | dict[str, float]:
     "-o",
     "--out",
     "out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutPath(),
     required=True,
-    help="Output GeoPackage: layers 'groups' and 'assignment' (the grids with their group).",
+    help="Output: a .gpkg gets layers 'groups' and 'assignment' (the grids with their "
+    "group); .geojson, .shp, .parquet or .csv get the groups in the file and the "
+    "assignment beside it (NAME-assignment.EXT).",
 )
 def regroup_command(
     file: Path,
@@ -72,47 +116,41 @@ def regroup_command(
 
     Example: gridgeo regroup demo.gpkg -k 17 --within town_code -o groups17.gpkg
     """
-    import geopandas as gpd
-    import pyogrio
-
-    from gridgeo.errors import GridGeoError
     from gridgeo.partition import regroup
 
-    layers = [name for name, _ in pyogrio.list_layers(file)]
-    if layer not in layers:
-        raise click.BadParameter(
-            f"layer {layer!r} is not in {file}; layers are {layers}", param_hint="--layer"
-        )
-    grids = gpd.read_file(file, layer=layer)
+    spec = parse_weight(weight)
+    grids = read_layer(file, layer)
+    if key not in grids.columns:
+        columns = list(grids.columns)
+        raise UserError(f"key column {key!r} is not in {layer!r}; columns are {columns}")
+    grids, counted = _point_weights(file, grids, spec, key)
     t0 = time.perf_counter()
-    try:
-        groups = regroup(
-            grids,
-            k,
-            weight=parse_weight(weight),
-            within=within,
-            key=key,
-            seed=seed,
-            time_limit=time_limit,
-            progress=True,
-        )
-    except GridGeoError as err:
-        raise click.ClickException(f"{type(err).__name__}: {err}") from err
+    groups = regroup(
+        grids,
+        k,
+        weight=spec,
+        within=within,
+        key=key,
+        seed=seed,
+        time_limit=time_limit,
+        progress=True,
+    )
     seconds = time.perf_counter() - t0
     assignment = grids.copy()
     assignment["group"] = groups.attrs["assignment"].to_numpy()
     written = groups.copy()
-    written["members"] = [",".join(m) for m in written["members"]]
-    written.to_file(out, layer="groups", driver="GPKG")
-    assignment.to_file(out, layer="assignment", driver="GPKG")
+    written["members"] = [",".join(map(str, m)) for m in written["members"]]
+    paths = write_frames({"groups": written, "assignment": assignment}, out)
     a = groups.attrs
     proof = "proven optimal" if a["optimal"] else f"{a['gap']:.1%} above the lower bound"
+    if counted:
+        click.echo(f"counted {', '.join(counted)} per grid from the layers of {file}")
     click.echo(
         f"{len(grids)} grids → {len(groups)} groups in {seconds:.1f} s ({a['method']}); "
         f"heaviest workload {groups['weight'].max():,.6g}, lower bound "
         f"{a['lower_bound']:,.6g}: {proof}"
     )
-    click.echo(f"wrote {out} (layers 'groups' and 'assignment')")
+    click.echo(f"wrote {', '.join(map(str, paths))}")
 
 
 def register(group: click.Group) -> None:

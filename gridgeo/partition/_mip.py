@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import highspy
 import numpy as np
@@ -28,6 +29,18 @@ from numpy.typing import NDArray
 __all__: list[str] = []
 
 log = logging.getLogger(__name__)
+
+
+def quiet_highs() -> Any:
+    """A HiGHS instance that prints nothing, not even its banner.
+
+    ``highspy.Highs()`` (1.8 and later) prints "Running HiGHS …" while it installs its
+    Python callbacks, before any option can be set; the plain ``_Highs`` core does not,
+    and has every method used here. Library code never prints.
+    """
+    h = getattr(highspy, "_Highs", highspy.Highs)()
+    h.setOptionValue("output_flag", False)
+    return h
 
 
 @dataclass(frozen=True)
@@ -176,8 +189,7 @@ def solve_minmax(
         integrality[c] = highspy.HighsVarType.kInteger
     lp.integrality_ = integrality
 
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", int(seed) % (2**31 - 1))
     h.setOptionValue("time_limit", float(time_limit))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -278,13 +278,16 @@ def search(
     lower_bound: float,
     iterations: int,
     deadline: float | None,
-    progress: bool = False,
+    tick: Callable[[int], object] | None = None,
     pool: set[tuple[int, ...]] | None = None,
 ) -> NDArray[np.int64]:
     """Iterated local search; returns labels ``0..k-1`` of a contiguous partition.
 
     When ``pool`` is given, the groups of every visited local optimum within 5 % of the
     best are added to it (as sorted unit tuples), for a final set-partitioning polish.
+    ``tick(n)`` is called with the number of iterations done (e.g. a shared progress
+    bar's ``update``); all ``iterations`` are counted by the return, even those skipped
+    by an early stop, so the caller's bar ends full.
     """
     n_comp = int(comps.max()) + 1
     comp_weight = np.bincount(comps, weights=w, minlength=n_comp).astype(np.float64)
@@ -293,17 +296,16 @@ def search(
     st = _State(grow(nbrs, w, comps, kc, rng), w, k)
     descend(st, nbrs)
     best_labels, best_key = st.labels.copy(), st.key()
-    it: Iterable[int] = range(iterations)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="regroup search", unit="it")
-    for i in it:
+    done = 0
+    for i in range(iterations):
         if best_key[0] <= lower_bound * (1 + 1e-12):
             break
         if deadline is not None and time.monotonic() > deadline:
             log.info("regroup search stopped by the time limit after %d iterations", i)
             break
+        if tick is not None:
+            tick(1)
+            done += 1
         st = _State(best_labels, w, k)
         if i % 3 == 2 or not _merge_split(st, nbrs, rng):
             _kick(st, nbrs, rng, moves=max(2, len(w) // 10))
@@ -313,4 +315,6 @@ def search(
         if st.key() < best_key:
             best_labels, best_key = st.labels.copy(), st.key()
             log.debug("iteration %d: heaviest group %.6g", i, best_key[0])
+    if tick is not None and done < iterations:
+        tick(iterations - done)
     return best_labels

@@ -21,6 +21,8 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from gridgeo.partition._mip import quiet_highs
+
 __all__: list[str] = []
 
 log = logging.getLogger(__name__)
@@ -84,8 +86,7 @@ def _solve(
     lp.a_matrix_.value_ = full.data.astype(np.float64)
     if integer:
         lp.integrality_ = [highspy.HighsVarType.kInteger] * n_col
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", max(float(time_limit), 0.05))
     h.passModel(lp)
@@ -204,8 +205,7 @@ def polish(
     lp.a_matrix_.index_ = a.indices.astype(np.int32)
     lp.a_matrix_.value_ = a.data.astype(np.float64)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * m + [highspy.HighsVarType.kContinuous]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.setOptionValue("threads", 1)
     h.setOptionValue("time_limit", max(float(time_limit), 0.05))
     h.passModel(lp)

@@ -239,7 +239,8 @@ def regroup(
         ``"exact"`` (HiGHS MIP), ``"heuristic"`` (local search) or ``"auto"``: exact
         up to :data:`EXACT_MAX_UNITS` grids, heuristic beyond.
     progress
-        Show a tqdm progress bar for the heuristic.
+        Show one tqdm progress bar (on stderr) for the whole call: the local search
+        over every restart, then the bound and the exact or recombining solve.
 
     Returns
     -------
@@ -300,6 +301,13 @@ def regroup(
     restarts = 1 if exact else _RESTARTS
     labels, best = np.zeros(n, dtype=np.int64), np.inf
     pool: set[tuple[int, ...]] | None = None if exact else set()
+    iterations = 300 if exact else max(200, 5 * n)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        # one bar for the whole call, never one per restart
+        bar = tqdm(total=restarts * iterations, desc="regroup", unit="it")
     for _ in range(restarts):
         found = search(
             nbrs,
@@ -308,9 +316,9 @@ def regroup(
             k,
             rng=rng,
             lower_bound=lower,
-            iterations=300 if exact else max(200, 5 * n),
+            iterations=iterations,
             deadline=search_deadline,
-            progress=progress,
+            tick=None if bar is None else bar.update,
             pool=pool,
         )
         heaviest = float(np.bincount(found, weights=w).max())
@@ -318,6 +326,9 @@ def regroup(
             labels, best = found, heaviest
         if best <= lower * (1 + 1e-12):
             break
+    if bar is not None:
+        bar.update(bar.total - bar.n)  # restarts skipped by meeting the bound
+        bar.set_postfix_str("proving the bound")
     optimal = best <= lower * (1 + 1e-12)
     if exact and not optimal:
         res = solve_minmax(
@@ -350,7 +361,8 @@ def regroup(
         optimal = best <= lower * (1 + 1e-12)
     if optimal:  # proven: by HiGHS, or the heaviest group meets the lower bound
         lower = max(lower, best)
-
+    if bar is not None:
+        bar.close()
     return _build(grids, labels, w, parts, key, within, lower, best, optimal, exact)
 
 

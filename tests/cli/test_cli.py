@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import geopandas as gpd
-import pytest
 from click.testing import CliRunner
 
 from gridgeo import __version__
 from gridgeo.cli import main
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "partition"))
-from territory_gen import make_territory
-
-
-@pytest.fixture
-def workspace(tmp_path) -> Path:
-    t = make_territory(11, n_units=80)
-    path = tmp_path / "t.gpkg"
-    t["communities"].to_file(path, layer="communities")
-    t["units"].to_file(path, layer="buildings")
-    t["streets"].to_file(path, layer="streets")
-    return path
 
 
 def test_version() -> None:
@@ -89,8 +73,8 @@ def test_partition_blocks_and_workers(workspace, tmp_path) -> None:
     args = ["partition", str(workspace), "--workers", "1", "-o", str(out)]
     # the buildings are points: as blocks they are refused, with the reason
     bad = CliRunner().invoke(main, [*args, "--units-are", "blocks"])
-    assert bad.exit_code == 1
-    assert "InputError" in bad.output and "not polygons" in bad.output
+    assert bad.exit_code == 2
+    assert "Error: " in bad.output and "not polygons" in bad.output
     ok = CliRunner().invoke(main, [*args, "--units-are", "buildings"])
     assert ok.exit_code == 0, ok.output
     assert len(gpd.read_file(out, layer="grids")) >= 5
