@@ -104,3 +104,7 @@ def build_tiny_workspace() -> dict[str, gpd.GeoDataFrame]:
 def tiny_workspace() -> dict[str, gpd.GeoDataFrame]:
     """A fresh copy of the tiny workspace for each test."""
     return build_tiny_workspace()
+
+
+# A throwaway PostgreSQL + PostGIS cluster (tests/pgcluster.py), for every test package.
+from pgcluster import postgresql, postgresql_cluster  # noqa: E402, F401

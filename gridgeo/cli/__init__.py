@@ -14,6 +14,7 @@ import click
 from gridgeo import __version__
 
 _COMMAND_MODULES: tuple[str, ...] = (
+    "gridgeo.cli.db",
     "gridgeo.cli.demo",
     "gridgeo.cli.locate",
     "gridgeo.cli.partition",

@@ -1,5 +1,13 @@
 """Reading and writing gridgeo workspaces (one GeoPackage per territory)."""
 
+from gridgeo.io.store import IncidentStore, open_store
 from gridgeo.io.workspace import SCHEMA, read_workspace, validate_workspace, write_workspace
 
-__all__ = ["SCHEMA", "read_workspace", "validate_workspace", "write_workspace"]
+__all__ = [
+    "SCHEMA",
+    "IncidentStore",
+    "open_store",
+    "read_workspace",
+    "validate_workspace",
+    "write_workspace",
+]

@@ -1,0 +1,660 @@
+"""The incident store interface, the incident schema, and :func:`open_store`.
+
+An :class:`IncidentStore` holds the live incidents of a territory: the HTTP
+ingestion appends to it all day, dispatch updates statuses, and the analysis
+reads it whole (:meth:`IncidentStore.to_frame`). Two backends implement it:
+
+* :class:`~gridgeo.io.store.gpkg.GeoPackageStore`, the workspace's own
+  ``incidents`` layer (embedded, the default);
+* :class:`~gridgeo.io.store.postgis.PostGISStore`, a PostgreSQL + PostGIS table.
+
+Times
+-----
+``reported_at``, ``closed_at`` and ``updated_at`` are instants. Inputs carry an
+offset (ISO 8601, e.g. ``2025-03-01T08:00:00+08:00``); a time without one is read
+as China Standard Time (UTC+8, :data:`TZ`). Frames and records return them
+tz-aware in :data:`TZ`, so ``ts.dt.tz_localize(None)`` gives the local wall time.
+
+Cursor
+------
+Every insert and every status change gives the row a new ``seq``, larger than
+every ``seq`` committed before it (writers are serialised while they assign it).
+:meth:`IncidentStore.changes_since` returns the rows with ``seq > cursor`` in
+``seq`` order, and the largest ``seq`` returned as the next cursor: a poller
+sees each change once, and a row changed twice between two polls once, in its
+latest state.
+
+Examples
+--------
+>>> import os, tempfile, shapely
+>>> store = open_store(os.path.join(tempfile.mkdtemp(), "ws.gpkg"))
+>>> rec = {"id": "E1", "category": "消防安全", "reported_at": "2025-03-01T08:00:00+08:00",
+...        "geometry": shapely.Point(114.95, 25.35)}
+>>> store.append([rec])
+AppendResult(new=['E1'], existing=[])
+>>> store.append([rec]).existing
+['E1']
+>>> store.get("E1").status
+'受理'
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo.crs import CHINA_BOX
+from gridgeo.errors import CRSError, GridGeoError, InputError, ValidationError
+
+__all__ = [
+    "CLOSED",
+    "COLUMNS",
+    "CRS",
+    "STATUSES",
+    "TZ",
+    "AppendResult",
+    "Incident",
+    "IncidentStore",
+    "StoreError",
+    "open_store",
+]
+
+#: CRS of every stored geometry: CGCS2000 lon/lat.
+CRS = "EPSG:4490"
+SRID = 4490
+#: The time zone of naive inputs and of returned times (China Standard Time, no DST).
+TZ = dt.timezone(dt.timedelta(hours=8))
+#: The lifecycle of an incident, in order; a new incident is ``受理``.
+STATUSES: tuple[str, ...] = ("受理", "立案", "派遣", "处置", "反馈", "核查", "结案")
+#: The status that closes an incident (sets ``closed_at``).
+CLOSED = "结案"
+#: Attribute columns of a stored incident, in frame order (plus ``geometry``).
+COLUMNS: tuple[str, ...] = (
+    "id",
+    "category",
+    "department",
+    "reported_at",
+    "lng",
+    "lat",
+    "source",
+    "description",
+    "status",
+    "closed_at",
+    "grid_code",
+    "community_code",
+    "town_code",
+    "beat_code",
+    "zone_code",
+    "seq",
+    "updated_at",
+)
+#: Text columns a caller may supply (besides ``id`` and ``category``).
+TEXT_COLUMNS: tuple[str, ...] = (
+    "department",
+    "source",
+    "description",
+    "grid_code",
+    "community_code",
+    "town_code",
+    "beat_code",
+    "zone_code",
+)
+TIME_COLUMNS: tuple[str, ...] = ("reported_at", "closed_at", "updated_at")
+_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+class StoreError(GridGeoError):
+    """The store cannot be reached or used (database down, PostGIS missing, …)."""
+
+    status = 503
+    code = "StoreUnavailable"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Which ids of an :meth:`IncidentStore.append` batch were new, which already stored.
+
+    Both lists keep the batch order.
+    """
+
+    new: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One stored incident (a row of the store).
+
+    Attributes
+    ----------
+    id
+        Client-supplied work-order number, unique.
+    category
+        Incident category, e.g. ``"消防安全"``.
+    reported_at
+        When it was reported (tz-aware, in :data:`TZ`).
+    geometry
+        Point in EPSG:4490 lon/lat.
+    status
+        One of :data:`STATUSES`.
+    closed_at
+        When it became ``结案`` (else ``None``).
+    lng, lat
+        Coordinates as reported by the client (any datum), if given.
+    seq, updated_at
+        Change cursor value and time of the last change (set by the store).
+
+    Examples
+    --------
+    >>> import datetime as dt, shapely
+    >>> inc = Incident("E1", "消防安全", dt.datetime(2025, 3, 1, 8, tzinfo=TZ),
+    ...                shapely.Point(114.95, 25.35))
+    >>> inc.__geo_interface__["properties"]["reported_at"]
+    '2025-03-01T08:00:00+08:00'
+    """
+
+    id: str
+    category: str
+    reported_at: dt.datetime
+    geometry: shapely.Point
+    department: str | None = None
+    lng: float | None = None
+    lat: float | None = None
+    source: str | None = None
+    description: str | None = None
+    status: str = STATUSES[0]
+    closed_at: dt.datetime | None = None
+    grid_code: str | None = None
+    community_code: str | None = None
+    town_code: str | None = None
+    beat_code: str | None = None
+    zone_code: str | None = None
+    seq: int | None = None
+    updated_at: dt.datetime | None = None
+
+    @classmethod
+    def from_frame(cls, frame: gpd.GeoDataFrame) -> list[Incident]:
+        """The rows of a store frame as records."""
+        out = []
+        for row in frame.to_dict("records"):
+            kw = {f.name: _scalar(row.get(f.name)) for f in fields(cls)}
+            out.append(cls(**kw))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Attributes as plain Python values (times as ISO 8601 strings), without geometry."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "geometry":
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = v.isoformat() if isinstance(v, dt.datetime) else v
+        return out
+
+    @property
+    def __geo_interface__(self) -> dict[str, Any]:
+        """A GeoJSON Feature (``id`` is the work-order number)."""
+        return {
+            "type": "Feature",
+            "id": self.id,
+            "geometry": shapely.geometry.mapping(self.geometry),
+            "properties": self.to_dict(),
+        }
+
+
+def _scalar(v: Any) -> Any:
+    if v is None or v is pd.NaT:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+class IncidentStore(abc.ABC):
+    """Where live incidents are kept: append, look up, query, follow changes, set status.
+
+    Get one with :func:`open_store`. A store is safe to share between the
+    threads of a process and to open in several processes at once (each
+    gunicorn worker opens its own; a store opened before a fork reconnects in
+    the child). Close it with :meth:`close` or use it as a context manager.
+    """
+
+    #: What the store is, for messages (a path, or a URL without password).
+    name: str = ""
+
+    # -- writes -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def append(
+        self, data: gpd.GeoDataFrame | Iterable[Incident | Mapping[str, Any]]
+    ) -> AppendResult:
+        """Store new incidents; ids already stored are left as they are.
+
+        The batch is one transaction: either every new row is stored, or (on
+        any error) none is.
+
+        Parameters
+        ----------
+        data
+            A GeoDataFrame of points (any CRS; reprojected to EPSG:4490), or
+            records: :class:`Incident` objects or mappings with the keys of
+            :data:`COLUMNS` and a ``geometry`` (a shapely point or a GeoJSON
+            geometry dict, in EPSG:4490 lon/lat). ``id``, ``category``,
+            ``reported_at`` and ``geometry`` are required; ``status`` defaults
+            to ``受理``; ``seq`` and ``updated_at`` are set by the store.
+
+        Returns
+        -------
+        AppendResult
+            The ids stored now (``new``) and those that were already stored
+            (``existing``; the HTTP layer answers 200 with :meth:`get`).
+
+        Raises
+        ------
+        ValidationError
+            Listing every bad row (by position and id); nothing is stored.
+        CRSError
+            If a GeoDataFrame has no CRS.
+        StoreError
+            If the store cannot be written.
+        """
+
+    @abc.abstractmethod
+    def update_status(self, id: str, status: str, *, at: Any = None) -> Incident:
+        """Set the lifecycle status of one incident, and return it as stored.
+
+        ``closed_at`` is set (to ``at``, default now) when the status becomes
+        ``结案`` and cleared when it leaves it; ``seq`` and ``updated_at`` move
+        on. Setting the status it already has changes nothing.
+
+        Raises
+        ------
+        InputError
+            If ``status`` is not one of :data:`STATUSES` (the message lists them).
+        NotFound
+            If no incident has this id.
+        """
+
+    # -- reads ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get(self, id: str) -> Incident:
+        """The stored incident with this id.
+
+        Raises
+        ------
+        NotFound
+            If no incident has this id.
+        """
+
+    @abc.abstractmethod
+    def query(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        start: Any = None,
+        end: Any = None,
+        category: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> gpd.GeoDataFrame:
+        """Incidents matching every given filter, ordered by ``reported_at`` then ``id``.
+
+        Parameters
+        ----------
+        bbox
+            ``(min_lon, min_lat, max_lon, max_lat)`` in EPSG:4490; points on the
+            edge are inside.
+        start, end
+            ``start <= reported_at < end`` (ISO strings, datetimes; naive ones in :data:`TZ`).
+        category
+            One category or several.
+        limit, offset
+            Page of the ordered result.
+
+        Returns
+        -------
+        GeoDataFrame
+            Columns :data:`COLUMNS` and ``geometry``, CRS EPSG:4490.
+        """
+
+    @abc.abstractmethod
+    def count(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        start: Any = None,
+        end: Any = None,
+        category: str | Iterable[str] | None = None,
+    ) -> int:
+        """Number of incidents matching the filters of :meth:`query`."""
+
+    @abc.abstractmethod
+    def changes_since(
+        self, cursor: int = 0, *, limit: int | None = None
+    ) -> tuple[gpd.GeoDataFrame, int]:
+        """Rows inserted or changed after ``cursor``, in ``seq`` order, and the next cursor.
+
+        Parameters
+        ----------
+        cursor
+            ``0`` for everything, then the cursor the previous call returned.
+        limit
+            At most this many rows (the next cursor then points after the last one).
+
+        Returns
+        -------
+        (GeoDataFrame, int)
+            The rows (as :meth:`query`) and the cursor to pass next time
+            (``cursor`` itself when nothing changed).
+        """
+
+    def to_frame(self) -> gpd.GeoDataFrame:
+        """Every incident, for the analysis (same columns as the workspace's ``incidents``)."""
+        return self.query()
+
+    read_all = to_frame
+
+    # -- lifecycle --------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections (the store reopens them if used again)."""
+
+    def __enter__(self) -> IncidentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def open_store(url_or_path: str | os.PathLike[str], **options: Any) -> IncidentStore:
+    """Open the incident store at a GeoPackage path or a ``postgresql://`` URL.
+
+    The schema is created (or migrated) on first use.
+
+    Parameters
+    ----------
+    url_or_path
+        ``path/to/workspace.gpkg`` (created if missing; its ``incidents`` layer
+        is migrated in place) or ``postgresql://user@host:port/db`` (also
+        ``postgres://``, and libpq's ``postgresql:///db?host=/run/postgresql``).
+    **options
+        Passed to the backend (e.g. ``max_size`` of the PostGIS pool,
+        ``busy_timeout`` of the GeoPackage store).
+
+    Raises
+    ------
+    InputError
+        For anything else (the message lists what is accepted).
+    StoreError
+        If the database is unreachable or lacks PostGIS.
+
+    Examples
+    --------
+    >>> open_store("mysql://db/x")
+    Traceback (most recent call last):
+    ...
+    gridgeo.errors.InputError: cannot open an incident store at 'mysql://db/x': ...
+    """
+    text = os.fspath(url_or_path)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in ("postgresql", "postgres"):
+        from gridgeo.io.store.postgis import PostGISStore
+
+        return PostGISStore(text, **options)
+    if scheme in ("", "file") and text.lower().endswith(".gpkg"):
+        from gridgeo.io.store.gpkg import GeoPackageStore
+
+        return GeoPackageStore(Path(text.removeprefix("file://")), **options)
+    raise InputError(
+        f"cannot open an incident store at {text!r}: expected a GeoPackage path ending "
+        "in '.gpkg' or a URL 'postgresql://user@host:port/dbname'"
+    )
+
+
+# -- shared helpers of the backends --------------------------------------------------------
+
+
+def check_status(status: Any) -> str:
+    """``status`` if it is a lifecycle value, else an InputError listing them."""
+    if status not in STATUSES:
+        raise InputError(f"status {status!r} is not one of {list(STATUSES)}")
+    return str(status)
+
+
+def to_utc(values: Any, *, what: str = "time") -> pd.Series:
+    """Instants as a UTC Series; naive values are China Standard Time.
+
+    Unparseable values become ``NaT`` (the caller names the rows).
+    """
+    s = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
+    s = s.reset_index(drop=True)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC")
+    if s.dtype.kind == "M":
+        return s.dt.tz_localize(TZ).dt.tz_convert("UTC")
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+    is_str = s.map(lambda v: isinstance(v, str))
+    if is_str.any():
+        txt = s[is_str].astype(str).str.strip()
+        naive = ~txt.str.contains(_OFFSET)
+        txt = txt.where(~naive, txt + "+08:00")
+        out[is_str] = pd.to_datetime(txt, format="ISO8601", utc=True, errors="coerce")
+    other = ~is_str & s.notna()
+    if other.any():
+        for i in s.index[other]:
+            try:
+                ts = pd.Timestamp(s[i])
+            except (TypeError, ValueError):
+                continue
+            out[i] = (ts.tz_localize(TZ) if ts.tzinfo is None else ts).tz_convert("UTC")
+    return out
+
+
+def one_time(value: Any, *, what: str) -> pd.Timestamp:
+    """One instant (UTC) from a query parameter, or an InputError naming it."""
+    ts = to_utc([value])[0]
+    if pd.isna(ts):
+        raise InputError(f"{what} {value!r} is not an ISO 8601 time")
+    return ts
+
+
+def categories(category: str | Iterable[str] | None) -> list[str] | None:
+    """A category filter as a list (``None`` for no filter)."""
+    if category is None:
+        return None
+    return [category] if isinstance(category, str) else [str(c) for c in category]
+
+
+def check_bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float] | None:
+    """A bbox as four floats with min ≤ max, or an InputError."""
+    if bbox is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"bbox must be 4 numbers (min_lon, min_lat, max_lon, max_lat): {err}"
+        ) from err
+    if not (x0 <= x1 and y0 <= y1):
+        raise InputError(
+            f"bbox {bbox!r} has min > max; expected (min_lon, min_lat, max_lon, max_lat)"
+        )
+    return x0, y0, x1, y1
+
+
+def prepare(data: Any) -> pd.DataFrame:
+    """Validate a batch to append: one row per incident, in input order.
+
+    Returns a plain DataFrame with the text columns as Python str or None,
+    ``x``/``y`` (EPSG:4490), ``lng``/``lat`` floats, ``reported_at`` and
+    ``closed_at`` as UTC timestamps, ``status``.
+
+    Raises
+    ------
+    ValidationError
+        Listing every bad row (position and id).
+    """
+    if isinstance(data, gpd.GeoDataFrame):
+        if data.crs is None:
+            raise CRSError("incidents have no CRS; set one (e.g. .set_crs('EPSG:4490'))")
+        gdf = data.to_crs(CRS) if not data.crs.equals(CRS) else data
+        frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
+        geoms = np.asarray(gdf.geometry.to_numpy(), dtype=object)
+    else:
+        if isinstance(data, (Mapping, str, bytes)):
+            raise InputError("append expects a GeoDataFrame or a list of records, got one mapping")
+        rows = []
+        for rec in data:
+            if isinstance(rec, Incident):
+                rows.append(
+                    {
+                        **rec.to_dict(),
+                        "reported_at": rec.reported_at,
+                        "closed_at": rec.closed_at,
+                        "geometry": rec.geometry,
+                    }
+                )
+            elif isinstance(rec, Mapping):
+                rows.append(dict(rec))
+            else:
+                raise InputError(f"records must be mappings or Incident, got {type(rec).__name__}")
+        frame = pd.DataFrame(rows)
+        raw = (
+            frame.pop("geometry") if "geometry" in frame.columns else pd.Series([None] * len(frame))
+        )
+        geoms = np.array([_geometry(g) for g in raw], dtype=object)
+    n = len(frame)
+    problems: list[str] = []
+    missing = [c for c in ("id", "category", "reported_at") if c not in frame.columns]
+    if missing:
+        raise ValidationError(
+            [f"missing column(s) {missing}; columns are {[*frame.columns, 'geometry']}"],
+            what="incident batch",
+        )
+    ids = _text(frame["id"])
+    label = [f"row {i}" + (f" (id {v!r})" if v is not None else "") for i, v in enumerate(ids)]
+
+    def bad(mask: np.ndarray, why: str) -> None:
+        where = np.flatnonzero(mask)
+        if len(where):
+            shown = ", ".join(label[i] for i in where[:5])
+            more = f" and {len(where) - 5} more" if len(where) > 5 else ""
+            problems.append(f"{shown}{more}: {why}")
+
+    bad(np.array([v is None for v in ids], dtype=bool), "'id' is missing")
+    dup = pd.Series(ids).duplicated(keep=False).to_numpy() & np.array([v is not None for v in ids])
+    bad(dup, "'id' appears more than once in the batch")
+    out = pd.DataFrame({"id": ids})
+    out["category"] = _text(frame["category"])
+    bad(np.array([v is None for v in out["category"]], dtype=bool), "'category' is missing")
+    for col in TEXT_COLUMNS:
+        out[col] = _text(frame[col]) if col in frame.columns else [None] * n
+    reported = to_utc(frame["reported_at"])
+    bad(reported.isna().to_numpy(), "'reported_at' is missing or not an ISO 8601 time")
+    out["reported_at"] = reported
+    status = _text(frame["status"]) if "status" in frame.columns else [None] * n
+    status = [STATUSES[0] if s is None else s for s in status]
+    bad(np.array([s not in STATUSES for s in status]), f"'status' must be one of {list(STATUSES)}")
+    out["status"] = status
+    closed = to_utc(frame["closed_at"]) if "closed_at" in frame.columns else None
+    now = pd.Timestamp.now(tz="UTC")
+    is_closed = np.array([s == CLOSED for s in status])
+    if closed is None:
+        closed = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
+    closed = closed.where(is_closed, pd.NaT)
+    closed[is_closed & closed.isna().to_numpy()] = now
+    out["closed_at"] = closed
+    for col in ("lng", "lat"):
+        vals = pd.to_numeric(frame[col], errors="coerce") if col in frame.columns else np.nan
+        out[col] = np.asarray(vals, dtype="float64") if col in frame.columns else np.full(n, np.nan)
+        if col in frame.columns:
+            given = frame[col].notna().to_numpy()
+            bad(given & np.isnan(out[col].to_numpy()), f"'{col}' is not a number")
+    null = np.array([g is None for g in geoms], dtype=bool)
+    types = np.full(n, -1)
+    types[~null] = shapely.get_type_id(geoms[~null])
+    empty = ~null & np.asarray(shapely.is_empty(np.where(null, shapely.Point(), geoms)), bool)
+    bad(null | empty, "geometry is missing or empty")
+    bad(~null & ~empty & (types != shapely.GeometryType.POINT), "geometry must be a Point")
+    xy = np.full((n, 2), np.nan)
+    ok = ~null & ~empty & (types == shapely.GeometryType.POINT)
+    if ok.any():
+        xy[ok] = shapely.get_coordinates(geoms[ok])
+    bx0, by0, bx1, by1 = CHINA_BOX
+    outside = ok & ~((xy[:, 0] >= bx0) & (xy[:, 0] <= bx1) & (xy[:, 1] >= by0) & (xy[:, 1] <= by1))
+    bad(
+        outside,
+        f"point lies outside China ({bx0}..{bx1}°E, {by0}..{by1}°N); expected EPSG:4490 lon/lat",
+    )
+    if problems:
+        raise ValidationError(problems, what=f"incident batch of {n} row{'s' * (n != 1)}")
+    out["x"] = xy[:, 0]
+    out["y"] = xy[:, 1]
+    return out
+
+
+def _geometry(g: Any) -> Any:
+    if g is None:
+        return None
+    if isinstance(g, shapely.Geometry):
+        return g
+    if isinstance(g, Mapping):
+        try:
+            return shapely.geometry.shape(g)
+        except Exception:
+            return shapely.GeometryCollection()  # reported as not a Point
+    if isinstance(g, float) and np.isnan(g):
+        return None
+    return shapely.GeometryCollection()
+
+
+def _text(values: pd.Series) -> list[str | None]:
+    """Text values as str, with None for missing or blank."""
+    out: list[str | None] = []
+    for v in values.tolist():
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+            out.append(None)
+        else:
+            s = str(v).strip()
+            out.append(s or None)
+    return out
+
+
+def empty_frame() -> gpd.GeoDataFrame:
+    """A store frame with no rows."""
+    return finish_frame(pd.DataFrame({c: [] for c in COLUMNS}), np.empty(0, dtype=object))
+
+
+def finish_frame(df: pd.DataFrame, geoms: Any) -> gpd.GeoDataFrame:
+    """Give a raw result frame the store dtypes and geometry (times parsed into :data:`TZ`)."""
+    df = df.reset_index(drop=True)
+    for col in TIME_COLUMNS:
+        ts = pd.to_datetime(df[col], format="ISO8601")
+        ts = ts.dt.tz_localize(TZ) if ts.dt.tz is None else ts.dt.tz_convert(TZ)
+        df[col] = ts.dt.as_unit("ns")
+    for col in ("lng", "lat"):
+        df[col] = pd.to_numeric(df[col]).astype("float64")
+    df["seq"] = pd.to_numeric(df["seq"]).astype("int64")
+    for col in ("id", "category", "status", *TEXT_COLUMNS):
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
+    return gpd.GeoDataFrame(df[list(COLUMNS)], geometry=gpd.GeoSeries(geoms), crs=CRS)

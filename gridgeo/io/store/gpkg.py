@@ -1,0 +1,629 @@
+"""The GeoPackage incident store: the workspace's own ``incidents`` layer.
+
+The layer stays a plain GeoPackage feature table (QGIS and
+``geopandas.read_file(path, layer="incidents")`` read it), written through
+:mod:`sqlite3` in WAL mode with a busy timeout, so that several processes (the
+gunicorn workers) write at once: a writer waits for the lock instead of failing
+with "database is locked".
+
+On first open the layer is created, or an existing one is migrated in place:
+missing columns are added (``ALTER TABLE``), ``status`` defaults to ``受理``,
+every row gets a ``seq``, times are rewritten in one canonical form, and
+indexes on ``id`` (unique), ``seq`` and ``reported_at`` are created. Rows added
+later by another program (e.g. QGIS) are brought into line the next time a
+store opens the file.
+
+Times are stored as China Standard Time wall-clock text without an offset,
+``YYYY-MM-DDTHH:MM:SS.sss`` (the convention of the workspace's layer, which GDAL
+reads as naive local times; one fixed width, so text order is time order).
+
+Geometries are GeoPackage binary blobs (:func:`encode_points`,
+:func:`decode_geometries`). GDAL's R-tree triggers call ``ST_MinX`` and friends,
+which this module registers as SQL functions on its connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from gridgeo.errors import InputError, NotFound
+from gridgeo.io.store.base import (
+    CLOSED,
+    COLUMNS,
+    SRID,
+    TZ,
+    AppendResult,
+    Incident,
+    IncidentStore,
+    StoreError,
+    categories,
+    check_bbox,
+    check_status,
+    empty_frame,
+    finish_frame,
+    one_time,
+    prepare,
+    to_utc,
+)
+
+__all__ = ["GeoPackageStore", "decode_geometries", "encode_points"]
+
+log = logging.getLogger(__name__)
+
+TABLE = "incidents"
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+_SQL_TYPES = {
+    "id": "TEXT",
+    "category": "TEXT",
+    "department": "TEXT",
+    "reported_at": "DATETIME",
+    "lng": "REAL",
+    "lat": "REAL",
+    "source": "TEXT",
+    "description": "TEXT",
+    "status": "TEXT",
+    "closed_at": "DATETIME",
+    "grid_code": "TEXT",
+    "community_code": "TEXT",
+    "town_code": "TEXT",
+    "beat_code": "TEXT",
+    "zone_code": "TEXT",
+    "seq": "INTEGER",
+    "updated_at": "DATETIME",
+}
+_CANONICAL_LEN = len("2025-01-01T00:00:00.000")
+
+
+def encode_points(x: Any, y: Any, *, srid: int = SRID) -> list[bytes]:
+    """GeoPackage geometry blobs of points (little-endian, no envelope).
+
+    Parameters
+    ----------
+    x, y
+        Coordinates (arrays of equal length).
+    srid
+        The ``srs_id`` written in each header.
+
+    Returns
+    -------
+    list of bytes
+
+    Examples
+    --------
+    >>> blob = encode_points([114.95], [25.35])[0]
+    >>> blob[:2], len(blob)
+    (b'GP', 29)
+    >>> decode_geometries([blob])[0].wkt
+    'POINT (114.95 25.35)'
+    """
+    header = b"GP\x00\x01" + struct.pack("<i", srid)
+    wkb = shapely.to_wkb(shapely.points(np.asarray(x, float), np.asarray(y, float)), byte_order=1)
+    return [header + w for w in wkb.tolist()]
+
+
+def decode_geometries(blobs: Iterable[bytes | None]) -> np.ndarray:
+    """Shapely geometries of GeoPackage blobs (``None`` stays ``None``).
+
+    Examples
+    --------
+    >>> decode_geometries([None, encode_points([1.0], [2.0])[0]]).tolist()
+    [None, <POINT (1 2)>]
+    """
+    wkb = [
+        None if b is None else bytes(b[8 + _ENVELOPE_BYTES.get((b[3] >> 1) & 7, 0) :])
+        for b in blobs
+    ]
+    return np.asarray(shapely.from_wkb(wkb), dtype=object) if wkb else np.empty(0, dtype=object)
+
+
+def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    """(minx, maxx, miny, maxy) of a blob, None if empty: for GDAL's R-tree triggers."""
+    if blob is None or len(blob) < 8:
+        return None
+    flags = blob[3]
+    if flags & 0x10:
+        return None
+    env = (flags >> 1) & 7
+    if env:
+        order = "<" if flags & 1 else ">"
+        x0, x1, y0, y1 = struct.unpack_from(order + "4d", blob, 8)
+        return x0, x1, y0, y1
+    off = 8
+    order = "<" if blob[off] == 1 else ">"
+    (kind,) = struct.unpack_from(order + "I", blob, off + 1)
+    if kind % 1000 == 1 and len(blob) >= off + 21:
+        x, y = struct.unpack_from(order + "2d", blob, off + 5)
+        if x != x or y != y:
+            return None
+        return x, x, y, y
+    geom = shapely.from_wkb(bytes(blob[off:]))
+    if geom.is_empty:
+        return None
+    gx0, gy0, gx1, gy1 = geom.bounds
+    return gx0, gx1, gy0, gy1
+
+
+def _udf(i: int):
+    def f(blob: bytes | None) -> float | None:
+        env = _envelope(blob)
+        return None if env is None else env[i]
+
+    return f
+
+
+def _is_empty(blob: bytes | None) -> int | None:
+    return None if blob is None else int(_envelope(blob) is None)
+
+
+def _times(utc: pd.Series) -> list[str | None]:
+    """Canonical text of UTC instants: China Standard Time wall clock, to the millisecond."""
+    local = utc.dt.tz_convert(TZ).dt.tz_localize(None).to_numpy("datetime64[ms]")
+    text = np.datetime_as_string(local, unit="ms").astype(object)
+    text[np.isnat(local)] = None
+    return text.tolist()
+
+
+def _now() -> str:
+    return _times(pd.Series([pd.Timestamp.now(tz="UTC")]))[0]
+
+
+def _srs_wkt(epsg: int) -> str:
+    return pyproj.CRS.from_epsg(epsg).to_wkt("WKT1_GDAL")
+
+
+class GeoPackageStore(IncidentStore):
+    """Incidents in the ``incidents`` table of a GeoPackage (created if missing).
+
+    Parameters
+    ----------
+    path
+        The workspace ``.gpkg`` (created if it does not exist).
+    busy_timeout
+        Seconds a writer waits for another process's write lock.
+
+    Raises
+    ------
+    StoreError
+        If the file is not a GeoPackage SQLite can open.
+    InputError
+        If an existing ``incidents`` layer cannot be migrated (no ``id`` or
+        ``category`` column, duplicate ids, unreadable times).
+
+    Examples
+    --------
+    >>> import os, tempfile, shapely, geopandas as gpd
+    >>> path = os.path.join(tempfile.mkdtemp(), "ws.gpkg")
+    >>> with GeoPackageStore(path) as store:
+    ...     r = store.append([{"id": "A1", "category": "消防安全",
+    ...                        "reported_at": "2025-03-01 08:00",
+    ...                        "geometry": shapely.Point(115, 25)}])
+    >>> gpd.read_file(path, layer="incidents")[["id", "status"]].values.tolist()
+    [['A1', '受理']]
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.busy_timeout = float(busy_timeout)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._fid = "fid"
+        self._geom = "geom"
+        self._rtree: str | None = None
+        self._ensure_schema()
+
+    # -- connections ------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot open GeoPackage '{self.path}': {err}") from err
+        if mode.lower() != "wal":
+            log.warning("'%s' stays in journal mode %s, not WAL", self.path, mode)
+        for i, name in enumerate(("ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY")):
+            conn.create_function(name, 1, _udf(i), deterministic=True)
+        conn.create_function("ST_IsEmpty", 1, _is_empty, deterministic=True)
+        self._local.conn = conn
+        self._local.pid = os.getpid()
+        with self._lock:
+            self._conns.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; the write lock is taken at once (BEGIN IMMEDIATE)."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise StoreError(
+                f"GeoPackage '{self.path}' stayed locked for {self.busy_timeout} s: {err}"
+            ) from err
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # -- schema -----------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        with self._write() as conn:
+            tables = {
+                r[0].lower()
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"
+                )
+            }
+            if "gpkg_contents" not in tables:
+                if tables:
+                    raise StoreError(
+                        f"'{self.path}' is an SQLite file but not a GeoPackage "
+                        f"(no gpkg_contents table)"
+                    )
+                self._create_geopackage(conn)
+            if TABLE not in tables:
+                self._create_table(conn)
+            self._migrate(conn)
+
+    def _create_geopackage(self, conn: sqlite3.Connection) -> None:
+        log.info("creating GeoPackage '%s'", self.path)
+        conn.execute("PRAGMA application_id = 1196444487")  # 'GPKG'
+        conn.execute("PRAGMA user_version = 10400")
+        conn.execute(
+            "CREATE TABLE gpkg_spatial_ref_sys (srs_name TEXT NOT NULL, "
+            "srs_id INTEGER PRIMARY KEY, organization TEXT NOT NULL, "
+            "organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, "
+            "description TEXT)"
+        )
+        conn.executemany(
+            "INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", None),
+                ("Undefined geographic SRS", 0, "NONE", 0, "undefined", None),
+                ("WGS 84 geodetic", 4326, "EPSG", 4326, _srs_wkt(4326), None),
+            ],
+        )
+        conn.execute(
+            "CREATE TABLE gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY, "
+            "data_type TEXT NOT NULL, identifier TEXT UNIQUE, description TEXT DEFAULT '', "
+            "last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), "
+            "min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER, "
+            "CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) "
+            "REFERENCES gpkg_spatial_ref_sys(srs_id))"
+        )
+        conn.execute(
+            "CREATE TABLE gpkg_geometry_columns (table_name TEXT NOT NULL, "
+            "column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL, "
+            "srs_id INTEGER NOT NULL, z TINYINT NOT NULL, m TINYINT NOT NULL, "
+            "CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name), "
+            "CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name), "
+            "CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))"
+        )
+        conn.execute(
+            "CREATE TABLE gpkg_extensions (table_name TEXT, column_name TEXT, "
+            "extension_name TEXT NOT NULL, definition TEXT NOT NULL, scope TEXT NOT NULL, "
+            "CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name))"
+        )
+
+    def _create_table(self, conn: sqlite3.Connection) -> None:
+        log.info("creating layer '%s' in '%s'", TABLE, self.path)
+        if (
+            conn.execute("SELECT 1 FROM gpkg_spatial_ref_sys WHERE srs_id = ?", (SRID,)).fetchone()
+            is None
+        ):
+            conn.execute(
+                "INSERT INTO gpkg_spatial_ref_sys VALUES (?, ?, 'EPSG', ?, ?, NULL)",
+                ("China Geodetic Coordinate System 2000", SRID, SRID, _srs_wkt(SRID)),
+            )
+        cols = ", ".join(f'"{c}" {_SQL_TYPES[c]}' for c in COLUMNS)
+        conn.execute(
+            f'CREATE TABLE "{TABLE}" ("fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, '
+            f'"geom" POINT, {cols})'
+        )
+        conn.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, "
+            "last_change, srs_id) VALUES (?, 'features', ?, '', ?, ?)",
+            (TABLE, TABLE, _now_utc_z(), SRID),
+        )
+        conn.execute(
+            "INSERT INTO gpkg_geometry_columns VALUES (?, 'geom', 'POINT', ?, 0, 0)",
+            (TABLE, SRID),
+        )
+        t, g, f, r = TABLE, "geom", "fid", f"rtree_{TABLE}_geom"
+        conn.execute(f'CREATE VIRTUAL TABLE "{r}" USING rtree(id, minx, maxx, miny, maxy)')
+        conn.execute(
+            "INSERT INTO gpkg_extensions VALUES (?, ?, 'gpkg_rtree_index', "
+            "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+            (t, g),
+        )
+        box = f'ST_MinX(NEW."{g}"), ST_MaxX(NEW."{g}"), ST_MinY(NEW."{g}"), ST_MaxY(NEW."{g}")'
+        has = f'NEW."{g}" NOT NULL AND NOT ST_IsEmpty(NEW."{g}")'
+        # the triggers GDAL writes (GeoPackage 1.2 R-tree extension), so GDAL and QGIS keep it
+        for sql in (
+            f'CREATE TRIGGER "{r}_insert" AFTER INSERT ON "{t}" WHEN ({has}) BEGIN '
+            f'INSERT OR REPLACE INTO "{r}" VALUES (NEW."{f}", {box}); END',
+            f'CREATE TRIGGER "{r}_update6" AFTER UPDATE OF "{g}" ON "{t}" WHEN '
+            f'OLD."{f}" = NEW."{f}" AND ({has}) AND '
+            f'(OLD."{g}" NOTNULL AND NOT ST_IsEmpty(OLD."{g}")) '
+            f'BEGIN UPDATE "{r}" SET minx = ST_MinX(NEW."{g}"), maxx = ST_MaxX(NEW."{g}"), '
+            f'miny = ST_MinY(NEW."{g}"), maxy = ST_MaxY(NEW."{g}") WHERE id = NEW."{f}"; END',
+            f'CREATE TRIGGER "{r}_update7" AFTER UPDATE OF "{g}" ON "{t}" WHEN '
+            f'OLD."{f}" = NEW."{f}" AND ({has}) AND (OLD."{g}" ISNULL OR ST_IsEmpty(OLD."{g}")) '
+            f'BEGIN INSERT INTO "{r}" VALUES (NEW."{f}", {box}); END',
+            f'CREATE TRIGGER "{r}_update2" AFTER UPDATE OF "{g}" ON "{t}" WHEN '
+            f'OLD."{f}" = NEW."{f}" AND (NEW."{g}" ISNULL OR ST_IsEmpty(NEW."{g}")) '
+            f'BEGIN DELETE FROM "{r}" WHERE id = OLD."{f}"; END',
+            f'CREATE TRIGGER "{r}_update5" AFTER UPDATE ON "{t}" WHEN OLD."{f}" != NEW."{f}" '
+            f'AND ({has}) BEGIN DELETE FROM "{r}" WHERE id = OLD."{f}"; '
+            f'INSERT OR REPLACE INTO "{r}" VALUES (NEW."{f}", {box}); END',
+            f'CREATE TRIGGER "{r}_update4" AFTER UPDATE ON "{t}" WHEN OLD."{f}" != NEW."{f}" '
+            f'AND (NEW."{g}" ISNULL OR ST_IsEmpty(NEW."{g}")) BEGIN DELETE FROM "{r}" '
+            f'WHERE id IN (OLD."{f}", NEW."{f}"); END',
+            f'CREATE TRIGGER "{r}_delete" AFTER DELETE ON "{t}" WHEN old."{g}" NOT NULL '
+            f'BEGIN DELETE FROM "{r}" WHERE id = OLD."{f}"; END',
+        ):
+            conn.execute(sql)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        info = conn.execute(f'PRAGMA table_info("{TABLE}")').fetchall()
+        have = {r[1] for r in info}
+        pk = [r[1] for r in info if r[5]]
+        geom = conn.execute(
+            "SELECT column_name FROM gpkg_geometry_columns WHERE lower(table_name) = ?", (TABLE,)
+        ).fetchone()
+        if geom is None or len(pk) != 1:
+            raise InputError(
+                f"table '{TABLE}' of '{self.path}' is not a GeoPackage feature table "
+                "(no geometry column or no integer primary key)"
+            )
+        self._fid, self._geom = pk[0], geom[0]
+        missing = [c for c in ("id", "category", "reported_at") if c not in have]
+        if missing:
+            raise InputError(
+                f"layer '{TABLE}' of '{self.path}' lacks column(s) {missing}, so it cannot "
+                f"hold incidents; it has {sorted(have)}"
+            )
+        added = [c for c in COLUMNS if c not in have]
+        for col in added:
+            conn.execute(f'ALTER TABLE "{TABLE}" ADD COLUMN "{col}" {_SQL_TYPES[col]}')
+        if added:
+            log.info("layer '%s' of '%s': added column(s) %s", TABLE, self.path, added)
+        conn.execute(f"UPDATE \"{TABLE}\" SET status = '受理' WHERE status IS NULL")
+        self._normalise_times(conn)
+        top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
+        n = conn.execute(
+            f'UPDATE "{TABLE}" SET seq = ? + "{self._fid}", updated_at = COALESCE(updated_at, ?) '
+            "WHERE seq IS NULL",
+            (top, _now()),
+        ).rowcount
+        if n:
+            log.info("layer '%s' of '%s': numbered %d rows for changes_since", TABLE, self.path, n)
+        dup = conn.execute(
+            f'SELECT id, COUNT(*) FROM "{TABLE}" GROUP BY id HAVING COUNT(*) > 1 LIMIT 5'
+        ).fetchall()
+        if dup:
+            raise InputError(
+                f"layer '{TABLE}' of '{self.path}' has duplicate ids {[d[0] for d in dup]}; "
+                "ids must be unique to store incidents"
+            )
+        conn.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS "{TABLE}_id" ON "{TABLE}" (id)')
+        conn.execute(f'CREATE INDEX IF NOT EXISTS "{TABLE}_seq" ON "{TABLE}" (seq)')
+        conn.execute(
+            f'CREATE INDEX IF NOT EXISTS "{TABLE}_reported_at" ON "{TABLE}" (reported_at, id)'
+        )
+        rtree = f"rtree_{TABLE}_{self._geom}"
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (rtree,)
+        ).fetchone()
+        self._rtree = rtree if found else None
+
+    def _normalise_times(self, conn: sqlite3.Connection) -> None:
+        for col in ("reported_at", "closed_at", "updated_at"):
+            rows = conn.execute(
+                f'SELECT "{self._fid}", "{col}" FROM "{TABLE}" WHERE "{col}" IS NOT NULL AND '
+                f'(length("{col}") != ? OR substr("{col}", 11, 1) != \'T\')',
+                (_CANONICAL_LEN,),
+            ).fetchall()
+            if not rows:
+                continue
+            fids = [r[0] for r in rows]
+            utc = to_utc(pd.Series([r[1] for r in rows], dtype=object))
+            bad = [f for f, t in zip(fids, utc.isna()) if t]
+            if bad:
+                raise InputError(
+                    f"layer '{TABLE}' of '{self.path}': column '{col}' has values that are "
+                    f"not ISO 8601 times at fid {bad[:5]}"
+                )
+            conn.executemany(
+                f'UPDATE "{TABLE}" SET "{col}" = ? WHERE "{self._fid}" = ?',
+                zip(_times(utc), fids),
+            )
+            log.info("layer '%s': rewrote %d '%s' times in canonical form", TABLE, len(rows), col)
+
+    # -- writes -----------------------------------------------------------------------
+    def append(self, data: Any) -> AppendResult:
+        batch = prepare(data)
+        n = len(batch)
+        if n == 0:
+            return AppendResult([], [])
+        cols = [c for c in COLUMNS if c not in ("seq", "updated_at")]
+        values: dict[str, list[Any]] = {
+            c: batch[c].tolist() for c in cols if c not in ("reported_at", "closed_at")
+        }
+        values["reported_at"] = _times(batch["reported_at"])
+        values["closed_at"] = _times(batch["closed_at"])
+        for c in ("lng", "lat"):
+            values[c] = [None if v != v else v for v in values[c]]
+        blobs = encode_points(batch["x"].to_numpy(), batch["y"].to_numpy())
+        names = ", ".join(f'"{c}"' for c in (self._geom, *cols, "seq", "updated_at"))
+        marks = ", ".join("?" * (len(cols) + 3))
+        sql = f'INSERT INTO "{TABLE}" ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING'
+        x0, y0 = float(batch["x"].min()), float(batch["y"].min())
+        x1, y1 = float(batch["x"].max()), float(batch["y"].max())
+        with self._write() as conn:
+            top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
+            now = _now()
+            seqs = range(top + 1, top + 1 + n)
+            try:
+                conn.executemany(sql, zip(blobs, *(values[c] for c in cols), seqs, [now] * n))
+            except sqlite3.Error as err:
+                raise StoreError(f"cannot write to '{self.path}': {err}") from err
+            new = [
+                r[0]
+                for r in conn.execute(
+                    f'SELECT id FROM "{TABLE}" WHERE seq > ? ORDER BY seq', (top,)
+                )
+            ]
+            if new:
+                conn.execute(
+                    "UPDATE gpkg_contents SET min_x = MIN(COALESCE(min_x, :x0), :x0), "
+                    "min_y = MIN(COALESCE(min_y, :y0), :y0), "
+                    "max_x = MAX(COALESCE(max_x, :x1), :x1), "
+                    "max_y = MAX(COALESCE(max_y, :y1), :y1), last_change = :now "
+                    "WHERE lower(table_name) = :t",
+                    {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "now": _now_utc_z(), "t": TABLE},
+                )
+        fresh = set(new)
+        return AppendResult(new, [i for i in batch["id"] if i not in fresh])
+
+    def update_status(self, id: str, status: str, *, at: Any = None) -> Incident:
+        status = check_status(status)
+        when = _times(
+            pd.Series([one_time(at, what="at") if at is not None else pd.Timestamp.now(tz="UTC")])
+        )[0]
+        with self._write() as conn:
+            row = conn.execute(f'SELECT status FROM "{TABLE}" WHERE id = ?', (id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no incident with id {id!r}")
+            if row[0] != status:
+                top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
+                conn.execute(
+                    f'UPDATE "{TABLE}" SET status = ?, closed_at = ?, seq = ?, updated_at = ? '
+                    "WHERE id = ?",
+                    (status, when if status == CLOSED else None, top + 1, _now(), id),
+                )
+        return self.get(id)
+
+    # -- reads ------------------------------------------------------------------------
+    def _select(self, where: str, params: list[Any], tail: str = "") -> gpd.GeoDataFrame:
+        names = ", ".join(f'"{c}"' for c in (self._geom, *COLUMNS))
+        cur = self._conn().execute(f'SELECT {names} FROM "{TABLE}" {where} {tail}', params)
+        rows = cur.fetchall()
+        if not rows:
+            return empty_frame()
+        df = pd.DataFrame.from_records(rows, columns=["_geom", *COLUMNS])
+        geoms = decode_geometries(df.pop("_geom").tolist())
+        return finish_frame(df, geoms)
+
+    def _where(
+        self, bbox: Sequence[float] | None, start: Any, end: Any, category: Any
+    ) -> tuple[str, list[Any]]:
+        terms: list[str] = []
+        params: list[Any] = []
+        box = check_bbox(bbox)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            g = f'"{self._geom}"'
+            if self._rtree is not None:
+                terms.append(
+                    f'"{self._fid}" IN (SELECT id FROM "{self._rtree}" WHERE minx <= ? '
+                    "AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+                )
+                params += [x1, x0, y1, y0]
+            terms.append(f"ST_MinX({g}) BETWEEN ? AND ? AND ST_MinY({g}) BETWEEN ? AND ?")
+            params += [x0, x1, y0, y1]
+        if start is not None:
+            terms.append("reported_at >= ?")
+            params += _times(pd.Series([one_time(start, what="start")]))
+        if end is not None:
+            terms.append("reported_at < ?")
+            params += _times(pd.Series([one_time(end, what="end")]))
+        cats = categories(category)
+        if cats is not None:
+            terms.append(f"category IN ({', '.join('?' * len(cats))})" if cats else "0")
+            params += cats
+        return ("WHERE " + " AND ".join(terms)) if terms else "", params
+
+    def get(self, id: str) -> Incident:
+        frame = self._select("WHERE id = ?", [id])
+        if frame.empty:
+            raise NotFound(f"no incident with id {id!r}")
+        return Incident.from_frame(frame)[0]
+
+    def query(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        start: Any = None,
+        end: Any = None,
+        category: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> gpd.GeoDataFrame:
+        where, params = self._where(bbox, start, end, category)
+        tail = "ORDER BY reported_at, id"
+        if limit is not None or offset:
+            tail += " LIMIT ? OFFSET ?"
+            params += [-1 if limit is None else int(limit), int(offset)]
+        return self._select(where, params, tail)
+
+    def count(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        start: Any = None,
+        end: Any = None,
+        category: str | Iterable[str] | None = None,
+    ) -> int:
+        where, params = self._where(bbox, start, end, category)
+        return int(
+            self._conn().execute(f'SELECT COUNT(*) FROM "{TABLE}" {where}', params).fetchone()[0]
+        )
+
+    def changes_since(
+        self, cursor: int = 0, *, limit: int | None = None
+    ) -> tuple[gpd.GeoDataFrame, int]:
+        tail = "ORDER BY seq" + (" LIMIT ?" if limit is not None else "")
+        params: list[Any] = [int(cursor)] + ([int(limit)] if limit is not None else [])
+        frame = self._select("WHERE seq > ?", params, tail)
+        return frame, int(frame["seq"].max()) if len(frame) else int(cursor)
+
+
+def _now_utc_z() -> str:
+    return pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -1,0 +1,423 @@
+"""The PostGIS incident store: a PostgreSQL table with a GiST-indexed point column.
+
+Connections come from a :class:`psycopg_pool.ConnectionPool` (opened lazily, and
+again in a forked child). Bulk appends ``COPY`` the batch into a temporary
+staging table, then ``INSERT … SELECT … ON CONFLICT (id) DO NOTHING RETURNING
+id``, all in one transaction. ``seq`` comes from a sequence; writers take a
+transaction-level advisory lock before drawing from it, so rows become visible
+in ``seq`` order and a poller of :meth:`~PostGISStore.changes_since` never skips
+a row committed late with a smaller ``seq``.
+
+The schema is created on first use, or by ``gridgeo db init DSN``: the table
+``schema_version`` records which of :data:`MIGRATIONS` ran; new ones are
+appended to that tuple and applied in order, under an advisory lock, by the
+first store that opens the database.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from gridgeo.errors import InputError, NotFound
+from gridgeo.io.store.base import (
+    CLOSED,
+    COLUMNS,
+    SRID,
+    STATUSES,
+    TEXT_COLUMNS,
+    AppendResult,
+    Incident,
+    IncidentStore,
+    StoreError,
+    categories,
+    check_bbox,
+    check_status,
+    empty_frame,
+    finish_frame,
+    one_time,
+    prepare,
+)
+
+__all__ = ["MIGRATIONS", "PostGISStore", "describe_dsn"]
+
+log = logging.getLogger(__name__)
+
+_SCHEMA_LOCK = 0x67726964  # advisory lock keys ("grid")
+_WRITE_LOCK = 0x67726965
+_STATUS_LIST = ", ".join(f"'{s}'" for s in STATUSES)
+
+#: Ordered schema migrations ``(version, SQL)``; add new ones at the end, never edit old ones.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        f"""
+        CREATE SEQUENCE incidents_seq AS bigint;
+        CREATE TABLE incidents (
+            id text PRIMARY KEY,
+            geom geometry(Point, {SRID}) NOT NULL,
+            category text NOT NULL,
+            department text,
+            reported_at timestamptz NOT NULL,
+            lng double precision,
+            lat double precision,
+            source text,
+            description text,
+            status text NOT NULL DEFAULT '{STATUSES[0]}'
+                CONSTRAINT incidents_status_check CHECK (status IN ({_STATUS_LIST})),
+            closed_at timestamptz,
+            grid_code text,
+            community_code text,
+            town_code text,
+            beat_code text,
+            zone_code text,
+            seq bigint NOT NULL DEFAULT nextval('incidents_seq'),
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        ALTER SEQUENCE incidents_seq OWNED BY incidents.seq;
+        CREATE INDEX incidents_geom_idx ON incidents USING gist (geom);
+        CREATE INDEX incidents_reported_at_idx ON incidents (reported_at, id);
+        CREATE UNIQUE INDEX incidents_seq_idx ON incidents (seq);
+        CREATE INDEX incidents_category_idx ON incidents (category);
+        """,
+    ),
+)
+
+_STAGE_COLUMNS = (
+    "pos", "id", "x", "y", "category", "department", "reported_at", "lng", "lat", "source",
+    "description", "status", "closed_at", "grid_code", "community_code", "town_code",
+    "beat_code", "zone_code",
+)  # fmt: skip
+_STAGE_TYPES = {
+    "pos": "integer",
+    "x": "double precision",
+    "y": "double precision",
+    "lng": "double precision",
+    "lat": "double precision",
+    "reported_at": "timestamptz",
+    "closed_at": "timestamptz",
+}
+_ISO = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
+_SELECT = ", ".join(
+    [
+        *(
+            f"to_char({c} AT TIME ZONE 'UTC', {_ISO})"
+            if c in ("reported_at", "closed_at", "updated_at")
+            else c
+            for c in COLUMNS
+        ),
+        "ST_X(geom)",
+        "ST_Y(geom)",
+    ]
+)
+_TEXT = {c: str for c in ("id", "category", "status", *TEXT_COLUMNS)}
+
+
+def describe_dsn(url: str) -> str:
+    """Where a DSN points, for messages: ``user@host:port/dbname`` without any password.
+
+    Raises
+    ------
+    InputError
+        If libpq cannot parse the URL.
+
+    Examples
+    --------
+    >>> describe_dsn("postgresql://gis:secret@db.example:5433/city")
+    'gis@db.example:5433/city'
+    >>> describe_dsn("postgresql:///city?host=/run/postgresql")
+    '/run/postgresql:5432/city'
+    """
+    try:
+        d = conninfo_to_dict(url)
+    except psycopg.Error as err:
+        raise InputError(f"cannot parse the PostgreSQL URL: {_first_line(err)}") from err
+    user = f"{d['user']}@" if d.get("user") else ""
+    host = d.get("host") or d.get("hostaddr") or "localhost"
+    return f"{user}{host}:{d.get('port') or 5432}/{d.get('dbname') or ''}"
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+class PostGISStore(IncidentStore):
+    """Incidents in a PostgreSQL + PostGIS database.
+
+    Parameters
+    ----------
+    url
+        ``postgresql://user:password@host:port/dbname`` (any libpq URL).
+    max_size
+        Connections of the pool (per process).
+    connect_timeout
+        Seconds to wait for the server.
+
+    Raises
+    ------
+    InputError
+        If the URL cannot be parsed.
+    StoreError
+        If the server is unreachable (the message names host and port, never
+        the password), or PostGIS is missing and cannot be created.
+    """
+
+    def __init__(self, url: str, *, max_size: int = 4, connect_timeout: float = 5.0) -> None:
+        self.name = describe_dsn(url)
+        self._url = url
+        self.max_size = int(max_size)
+        self.connect_timeout = connect_timeout
+        self._pool: Any = None
+        self._pid = -1
+        self._lock = threading.Lock()
+        with self._connect() as conn:
+            self.version = migrate(conn, where=self.name)
+
+    # -- connections ------------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self._url, connect_timeout=max(1, int(self.connect_timeout)))
+        except psycopg.OperationalError as err:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {self.name}: {_first_line(err)}"
+            ) from err
+
+    def _pool_(self) -> Any:
+        from psycopg_pool import ConnectionPool
+
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = ConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=self.max_size,
+                    kwargs={"connect_timeout": max(1, int(self.connect_timeout))},
+                    name=f"gridgeo-store-{self.name}",
+                    open=True,
+                )
+                self._pid = os.getpid()
+            return self._pool
+
+    def _connection(self) -> Any:
+        try:
+            return self._pool_().connection(timeout=self.connect_timeout + 5)
+        except psycopg.OperationalError as err:
+            raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pid == os.getpid():
+            pool.close()
+
+    # -- writes -----------------------------------------------------------------------
+    def append(self, data: Any) -> AppendResult:
+        batch = prepare(data)
+        if len(batch) == 0:
+            return AppendResult([], [])
+        stage = batch.assign(pos=np.arange(len(batch)))
+        for col in ("reported_at", "closed_at"):
+            stage[col] = _iso_utc(stage[col])
+        buf = io.StringIO()
+        stage[list(_STAGE_COLUMNS)].to_csv(buf, header=False, index=False)
+        cols = [c for c in COLUMNS if c not in ("seq", "updated_at")]
+        stage_ddl = ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in _STAGE_COLUMNS)
+        insert = (
+            f"INSERT INTO incidents (geom, {', '.join(cols)}) "
+            f"SELECT ST_SetSRID(ST_MakePoint(x, y), {SRID}), {', '.join(cols)} "
+            "FROM _incident_stage ORDER BY pos ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
+        try:
+            with self._connection() as conn, conn.cursor() as cur:
+                cur.execute(f"CREATE TEMP TABLE _incident_stage ({stage_ddl}) ON COMMIT DROP")
+                with cur.copy(
+                    f"COPY _incident_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
+                ) as copy:
+                    copy.write(buf.getvalue())
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                cur.execute(insert)
+                fresh = {r[0] for r in cur.fetchall()}
+        except psycopg.OperationalError as err:
+            raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
+        except psycopg.Error as err:
+            raise InputError(f"the batch was not stored: {_first_line(err)}") from err
+        ids = batch["id"].tolist()
+        return AppendResult([i for i in ids if i in fresh], [i for i in ids if i not in fresh])
+
+    def update_status(self, id: str, status: str, *, at: Any = None) -> Incident:
+        status = check_status(status)
+        when = one_time(at, what="at") if at is not None else pd.Timestamp.now(tz="UTC")
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+            cur.execute(
+                "UPDATE incidents SET status = %(s)s, "
+                "closed_at = CASE WHEN %(s)s = %(closed)s THEN %(at)s::timestamptz END, "
+                "seq = nextval('incidents_seq'), updated_at = now() "
+                "WHERE id = %(id)s AND status IS DISTINCT FROM %(s)s RETURNING id",
+                {"s": status, "closed": CLOSED, "at": when.to_pydatetime(), "id": id},
+            )
+            if cur.fetchone() is None:
+                cur.execute("SELECT 1 FROM incidents WHERE id = %s", (id,))
+                if cur.fetchone() is None:
+                    raise NotFound(f"no incident with id {id!r}")
+        return self.get(id)
+
+    # -- reads ------------------------------------------------------------------------
+    def _select(self, where: sql.Composable, params: list[Any], tail: str = "") -> gpd.GeoDataFrame:
+        query = sql.SQL("COPY (SELECT {} FROM incidents {} {}) TO STDOUT (FORMAT csv)").format(
+            sql.SQL(_SELECT), where, sql.SQL(tail)
+        )
+        out = io.BytesIO()
+        with (
+            self._connection() as conn,
+            conn.cursor() as cur,
+            cur.copy(query, params) as copy,
+        ):
+            for chunk in copy:
+                out.write(chunk)
+        if out.tell() == 0:
+            return empty_frame()
+        out.seek(0)
+        df = pd.read_csv(
+            out,
+            header=None,
+            names=[*COLUMNS, "_x", "_y"],
+            dtype={**_TEXT, "reported_at": str, "closed_at": str, "updated_at": str},
+            keep_default_na=False,
+            na_values=[""],
+        )
+        geoms = shapely.points(df.pop("_x").to_numpy(float), df.pop("_y").to_numpy(float))
+        return finish_frame(df, geoms)
+
+    def _where(
+        self, bbox: Sequence[float] | None, start: Any, end: Any, category: Any
+    ) -> tuple[sql.Composable, list[Any]]:
+        terms: list[str] = []
+        params: list[Any] = []
+        box = check_bbox(bbox)
+        if box is not None:
+            x0, y0, x1, y1 = box
+            terms.append(
+                f"geom && ST_MakeEnvelope(%s, %s, %s, %s, {SRID}) "
+                "AND ST_X(geom) BETWEEN %s AND %s AND ST_Y(geom) BETWEEN %s AND %s"
+            )
+            params += [x0, y0, x1, y1, x0, x1, y0, y1]
+        if start is not None:
+            terms.append("reported_at >= %s")
+            params.append(one_time(start, what="start").to_pydatetime())
+        if end is not None:
+            terms.append("reported_at < %s")
+            params.append(one_time(end, what="end").to_pydatetime())
+        cats = categories(category)
+        if cats is not None:
+            terms.append("category = ANY(%s)")
+            params.append(cats)
+        where = sql.SQL(("WHERE " + " AND ".join(terms)) if terms else "")
+        return where, params
+
+    def get(self, id: str) -> Incident:
+        frame = self._select(sql.SQL("WHERE id = %s"), [id])
+        if frame.empty:
+            raise NotFound(f"no incident with id {id!r}")
+        return Incident.from_frame(frame)[0]
+
+    def query(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        start: Any = None,
+        end: Any = None,
+        category: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> gpd.GeoDataFrame:
+        where, params = self._where(bbox, start, end, category)
+        tail = "ORDER BY reported_at, id"
+        if limit is not None:
+            tail += f" LIMIT {int(limit)}"
+        if offset:
+            tail += f" OFFSET {int(offset)}"
+        return self._select(where, params, tail)
+
+    def count(
+        self,
+        *,
+        bbox: Sequence[float] | None = None,
+        start: Any = None,
+        end: Any = None,
+        category: str | Iterable[str] | None = None,
+    ) -> int:
+        where, params = self._where(bbox, start, end, category)
+        with self._connection() as conn:
+            row = conn.execute(sql.SQL("SELECT COUNT(*) FROM incidents {}").format(where), params)
+            return int(row.fetchone()[0])
+
+    def changes_since(
+        self, cursor: int = 0, *, limit: int | None = None
+    ) -> tuple[gpd.GeoDataFrame, int]:
+        tail = "ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        frame = self._select(sql.SQL("WHERE seq > %s"), [int(cursor)], tail)
+        return frame, int(frame["seq"].max()) if len(frame) else int(cursor)
+
+
+def _iso_utc(ts: pd.Series) -> list[str | None]:
+    values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]")
+    text = np.char.add(np.datetime_as_string(values, unit="us"), "Z").astype(object)
+    text[np.isnat(values)] = None
+    return text.tolist()
+
+
+def migrate(conn: psycopg.Connection, *, where: str = "the database") -> int:
+    """Bring a database's incident schema up to the last of :data:`MIGRATIONS`.
+
+    Creates the PostGIS extension if it is missing (which needs the right to).
+    Safe to run from several processes at once (an advisory lock orders them).
+
+    Returns
+    -------
+    int
+        The schema version now.
+
+    Raises
+    ------
+    StoreError
+        If PostGIS is not installed and cannot be created.
+    """
+    with conn.transaction():
+        has = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'").fetchone()
+    if has is None:
+        try:
+            with conn.transaction():
+                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        except psycopg.Error as err:
+            raise StoreError(
+                f"the PostGIS extension is not installed in {where} and could not be created "
+                f"({_first_line(err)}); a superuser must run CREATE EXTENSION postgis there"
+            ) from err
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        for version, ddl in MIGRATIONS:
+            if version > current:
+                log.info("%s: applying incident-store migration %d", where, version)
+                conn.execute(ddl)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+                current = version
+    return current
