@@ -38,7 +38,7 @@ from PIL import Image
 from gridgeo.analyze.index import ZMAX, IncidentIndex, morton
 from gridgeo.errors import InputError
 
-__all__ = ["EMPTY_TILE", "TILE", "heat_tile", "tile_of"]
+__all__ = ["EMPTY_TILE", "TILE", "heat_tile", "tile_of", "tile_version"]
 
 TILE = 256
 _SIGMA = 5.0  # blur, in pixels of the tile
@@ -123,6 +123,39 @@ def _ranges(index: IncidentIndex, z: int, x: int, y: int) -> list[tuple[int, int
     return out
 
 
+def tile_version(index: IncidentIndex, z: int, x: int, y: int) -> str:
+    """A digest of everything tile (z, x, y) is drawn from, for an ETag.
+
+    It covers the incidents in the tile and its 8 neighbours (a blur reaches
+    across tile edges) and the colour-scale sample. Adding incidents elsewhere
+    (:meth:`IncidentIndex.extend`) leaves it unchanged, so a browser's cached
+    tiles stay valid; adding one inside changes it.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> def inc(*xs):
+    ...     return gpd.GeoDataFrame({"category": ["噪音"] * len(xs),
+    ...         "reported_at": pd.to_datetime(["2025-01-05"] * len(xs))},
+    ...         geometry=[shapely.Point(x, 25.4) for x in xs], crs="EPSG:4490")
+    >>> idx = IncidentIndex.build(inc(*[114.93] * 10))
+    >>> here = tile_of(114.93, 25.4, 12)
+    >>> v = tile_version(idx, 12, *here)
+    >>> v == tile_version(idx.extend(inc(116.5)), 12, *here)    # far away: same
+    True
+    >>> v == tile_version(idx.extend(inc(114.9301)), 12, *here)  # inside: changed
+    False
+    """
+    import hashlib
+
+    digest = hashlib.sha1(index.sample.epoch.encode())
+    digest.update(repr(index.categories).encode())
+    for lo, hi in _ranges(index, z, x, y):
+        for arr in (index.key, index.cat, index.day):
+            digest.update(arr[lo:hi].tobytes())
+    return digest.hexdigest()[:20]
+
+
 class _Norms:
     """Colour scale per (zoom, filters), computed once and kept (LRU)."""
 
@@ -132,7 +165,7 @@ class _Norms:
         self._size = size
 
     def get(self, index: IncidentIndex, z: int, mask, d0: int, d1: int) -> float:
-        key = (index.fingerprint, z, mask.tobytes(), d0, d1)
+        key = (index.sample.epoch, z, mask.tobytes(), d0, d1)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
@@ -147,17 +180,18 @@ class _Norms:
 
 def _norm(index: IncidentIndex, z: int, mask, d0: int, d1: int) -> float:
     """Blurred density of the densest spot at zoom z, estimated from the sample: the most
-    incidents in one block of about 2·sigma pixels, scaled up to the whole filtered set."""
+    incidents in one block of about 2·sigma pixels, scaled up to the whole filtered set
+    (as counted when the sample was drawn, so that the scale is the sample's alone)."""
     s = index.sample
-    keep = mask[index.cat[s]] & (index.day[s] >= d0) & (index.day[s] <= d1)
+    keep = mask[s.cat] & (s.day >= d0) & (s.day <= d1)
     ns = int(keep.sum())
     if ns == 0:
         return 1.0
-    total = index.count_mask(mask, d0, d1)
+    total = s.count_mask(mask, d0, d1)
     block = 8  # pixels, ~ 1.6 sigma
     shift = np.uint32(ZMAX - z + 3)
-    bx = index.px[s][keep] >> shift
-    by = index.py[s][keep] >> shift
+    bx = s.px[keep] >> shift
+    by = s.py[keep] >> shift
     _, counts = np.unique(bx.astype(np.uint64) << np.uint64(32) | by, return_counts=True)
     peak = counts.max() * total / ns
     # a block of `peak` incidents blurred by sigma peaks near peak / (2 pi sigma^2) per pixel
@@ -211,7 +245,7 @@ def heat_tile(
         raise InputError(f"zoom {z} is out of range 0..{_MAX_ZOOM}")
     if not (0 <= x < 2**z and 0 <= y < 2**z):
         raise InputError(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{2**z - 1}")
-    if index.n and not len(index.sample):
+    if index.n and not index.sample.n:
         raise InputError("this incident index was built with tiles=False; rebuild it for tiles")
     mask = index.category_mask(category)
     d0, d1 = index.day_window(start, end)

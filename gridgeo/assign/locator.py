@@ -361,6 +361,26 @@ class Locator:
         """Names of the layers, in order."""
         return list(self._layers)
 
+    def keys(self, layer: str) -> NDArray[np.object_]:
+        """The zone keys of ``layer`` (what :meth:`locate` answers with), in the locator's order.
+
+        Raises
+        ------
+        InputError
+            For an unknown layer.
+
+        Examples
+        --------
+        >>> import geopandas as gpd, shapely
+        >>> g = gpd.GeoDataFrame({"code": ["B", "A"]},
+        ...     geometry=[shapely.box(0, 0, 1, 1), shapely.box(1, 0, 2, 1)], crs="EPSG:4326")
+        >>> Locator({"grid": g}).keys("grid").tolist()
+        ['A', 'B']
+        """
+        if layer not in self._layers:
+            raise InputError(f"no layer {layer!r}; the layers are {self.layer_names}")
+        return np.asarray(self._layers[layer].keys, dtype=object)
+
     @classmethod
     def from_workspace(
         cls,
