@@ -21,10 +21,11 @@ from werkzeug.exceptions import HTTPException
 
 from gridgeo.errors import GridGeoError, NotFound, Unauthorized
 from gridgeo.serve.config import ServiceConfig, default_data_path
-from gridgeo.serve.features import FeatureService, to_html
+from gridgeo.serve.features import FeatureService
 from gridgeo.serve.heatmap import HeatmapService
 from gridgeo.serve.lookup import LookupService
 from gridgeo.serve.openapi import openapi
+from gridgeo.serve.pages import html_response, prefers_html, to_html
 
 __all__ = ["SERVED_LAYERS", "create_app", "load_layers", "warm_up"]
 
@@ -144,17 +145,13 @@ def create_app(
             raise GridGeoErrorBadRequest(f"parameter 'f' must be 'json' or 'html', got {f!r}")
         if f is not None:
             return f == "html"
-        best = request.accept_mimetypes.best_match(
-            ["application/json", "application/geo+json", "text/html"]
-        )
-        return best == "text/html" and "*/*" not in str(request.accept_mimetypes)
+        return prefers_html(request.headers.get("Accept"))
 
     def reply(result: tuple[Any, int, dict[str, str]], html: bool, title: str) -> Response:
         body, status, headers = result
         if html:
-            return Response(
-                to_html(body, title), status=status, content_type="text/html; charset=utf-8"
-            )
+            page, status, headers = html_response(result, title, root=base())
+            return Response(page, status=status, headers=headers)
         return _json(body, status, headers)
 
     @app.before_request
@@ -298,6 +295,10 @@ def create_app(
     def heatmap_page() -> Response:
         body, status, headers = heatmap_service().page(params())
         return Response(body, status=status, headers=headers)
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return send_from_directory(static, "favicon.ico", max_age=86400)
 
     @app.get("/heatmap/static/<path:name>")
     def heatmap_static(name: str) -> Response:

@@ -6,7 +6,6 @@ errors are :mod:`gridgeo.errors` exceptions that carry their HTTP status.
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -428,72 +427,3 @@ class FeatureService:
             },
         ]
         return feat, 200, {"Content-Type": GEOJSON, "Content-Crs": f"<{crs_uri}>"}
-
-
-def to_html(body: Any, title: str) -> str:
-    """A plain HTML rendering of a JSON response: no external resources."""
-
-    def render(v: Any, depth: int = 0) -> str:
-        if isinstance(v, dict):
-            if "href" in v and "rel" in v:
-                label = html.escape(str(v.get("title") or v["rel"]))
-                return f'<a href="{html.escape(v["href"])}">{label}</a>'
-            rows = "".join(
-                f"<tr><th>{html.escape(str(k))}</th><td>{render(x, depth + 1)}</td></tr>"
-                for k, x in v.items()
-                if k != "geometry"
-            )
-            return f"<table>{rows}</table>"
-        if isinstance(v, list):
-            if len(v) > 200:
-                v = v[:200]
-            return "<ul>" + "".join(f"<li>{render(x, depth + 1)}</li>" for x in v) + "</ul>"
-        return html.escape(str(v))
-
-    def features_table(fc: dict[str, Any]) -> str:
-        """A FeatureCollection as one row per feature, with paging links above."""
-        links = fc.get("links", [])
-        nav = " · ".join(
-            f'<a href="{html.escape(lk["href"])}">{html.escape(lk["rel"])}</a>'
-            for lk in links
-            if lk.get("rel") in ("prev", "next", "collection")
-        )
-        self_href = next((lk["href"] for lk in links if lk.get("rel") == "self"), "")
-        items_path = self_href.split("?", 1)[0]
-        feats = fc.get("features", [])
-        cols: list[str] = []
-        for f in feats:
-            for k in f.get("properties") or {}:
-                if k not in cols:
-                    cols.append(k)
-        head = "<tr><th>id</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
-        rows = []
-        for f in feats:
-            fid = html.escape(str(f.get("id", "")))
-            link = (
-                f'<a href="{html.escape(items_path)}/{fid}?f=html">{fid}</a>' if items_path else fid
-            )
-            props = f.get("properties") or {}
-            cells = "".join(f"<td>{html.escape(str(props.get(c, '')))}</td>" for c in cols)
-            rows.append(f"<tr><td>{link}</td>{cells}</tr>")
-        summary = (
-            f"<p>{fc.get('numberReturned', len(feats))} of {fc.get('numberMatched', '?')} "
-            f"features. {nav}</p>"
-        )
-        return f"{summary}<table>{head}{''.join(rows)}</table><p>{nav}</p>"
-
-    style = (
-        "body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
-        "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}"
-        "th{background:#f0f3f6}"
-    )
-    content = (
-        features_table(body)
-        if isinstance(body, dict) and body.get("type") == "FeatureCollection"
-        else render(body)
-    )
-    return (
-        f'<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>'
-        f"{html.escape(title)}</title><style>{style}</style></head><body><h1>"
-        f"{html.escape(title)}</h1>{content}</body></html>"
-    )

@@ -120,6 +120,7 @@ class _Prepared:
     index: IncidentIndex
     geometry: list[dict[str, Any]]  # each grid as GeoJSON (WGS84, 1e-6°)
     bounds: list[float]  # WGS84 bounds of the grids
+    focus: list[float]  # WGS84 bounds of the grids holding at least one incident
     first_day: str
     last_day: str
 
@@ -218,11 +219,12 @@ class HeatmapService:
         rounded = shapely.set_precision(wgs.geometry.to_numpy(), 1e-6, mode="pointwise")
         geometry = [json.loads(shapely.to_geojson(g)) for g in rounded]
         bounds = [round(float(v), 6) for v in wgs.total_bounds]
+        focus = _focus(wgs, index) or bounds
         first, last = index.days
         log.info(
             "heat-map index of %d incidents built in %.2f s", index.n, time.perf_counter() - t0
         )
-        return _Prepared(index, geometry, bounds, first, last)
+        return _Prepared(index, geometry, bounds, focus, first, last)
 
     @property
     def index(self) -> IncidentIndex:
@@ -360,17 +362,50 @@ class HeatmapService:
 
         ready = self._state()
         last = ready.last_day or "1970-01-01"
-        start = day_str(max(to_day(last, "end") - 364, to_day(ready.first_day or last, "start")))
+        # the opening window: the year up to the last incident (a calendar year when it
+        # ends on 31 December), compared with the year before it
+        year_before = pd.Timestamp(last) - pd.DateOffset(years=1) + pd.Timedelta(days=1)
+        start = day_str(max(to_day(year_before, "start"), to_day(ready.first_day or last, "start")))
+        config = {
+            "categories": ready.index.categories,
+            "basemap": self.basemap,
+            "bounds": ready.bounds,
+            "focus": ready.focus,
+        }
+        text = json.dumps(config, ensure_ascii=False, separators=(",", ":"))
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         html = Template((_TEMPLATES / "heatmap.html").read_text(encoding="utf-8")).substitute(
-            categories=json.dumps(ready.index.categories, ensure_ascii=False),
-            basemap=json.dumps(self.basemap, ensure_ascii=False),
-            bounds=json.dumps(ready.bounds),
+            config=text,
             start=start,
             end=last,
             first=ready.first_day or last,
             total=f"{ready.index.n:,}",
         )
         return html, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _focus(wgs: gpd.GeoDataFrame, index: IncidentIndex, key: str = "code") -> list[float] | None:
+    """WGS84 bounds of the grids that hold at least one incident (None if none does).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> from gridgeo.analyze import IncidentIndex
+    >>> grids = gpd.GeoDataFrame({"code": ["A", "B"]},
+    ...     geometry=[shapely.box(0, 0, 1, 1), shapely.box(5, 5, 6, 6)], crs="EPSG:4326")
+    >>> inc = gpd.GeoDataFrame({"category": ["x"], "reported_at": pd.to_datetime(["2025-01-01"])},
+    ...     geometry=[shapely.Point(0.5, 0.5)], crs="EPSG:4326")
+    >>> _focus(grids, IncidentIndex.build(inc, grids=grids))
+    [0.0, 0.0, 1.0, 1.0]
+    """
+    if index.grid is None or index.grid_codes is None or key not in wgs.columns:
+        return None
+    held = np.unique(index.grid[index.grid >= 0])
+    if not len(held):
+        return None
+    codes = np.asarray(index.grid_codes, dtype=object)[held].astype(str)
+    sel = wgs[wgs[key].astype(str).isin(codes).to_numpy()]
+    return [round(float(v), 6) for v in sel.total_bounds]
 
 
 def _num(v: Any) -> float | None:
