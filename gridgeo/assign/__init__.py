@@ -1,9 +1,25 @@
 """Locate points in zone layers (grid, community, town, police beat, department zones)."""
 
 from gridgeo.assign.locator import Locator
-from gridgeo.assign.route import LinkTable, default_routes, link_table, route
+from gridgeo.assign.route import (
+    DISPATCH_CODES,
+    LinkTable,
+    default_routes,
+    dispatch_codes,
+    link_table,
+    route,
+)
 
-__all__ = ["LinkTable", "Locator", "default_routes", "link_table", "locate_dask", "route"]
+__all__ = [
+    "DISPATCH_CODES",
+    "LinkTable",
+    "Locator",
+    "default_routes",
+    "dispatch_codes",
+    "link_table",
+    "locate_dask",
+    "route",
+]
 
 
 def __getattr__(name: str):  # dask is an optional extra: import it only when asked for

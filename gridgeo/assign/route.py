@@ -31,7 +31,7 @@ from gridgeo.codes import CATEGORY_DEPARTMENT, DEPARTMENTS
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InputError
 
-__all__ = ["LinkTable", "default_routes", "link_table", "route"]
+__all__ = ["DISPATCH_CODES", "LinkTable", "default_routes", "dispatch_codes", "link_table", "route"]
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,16 @@ def route(
             f"routes name layer(s) {missing or [grid_layer]} the locator lacks; "
             f"it has {loc.layer_names}"
         )
-    located = loc.locate(incidents)
-    cats = incidents[category].astype(str)
+    return _route_located(loc.locate(incidents), incidents[category], routes, grid_layer)
+
+
+def _route_located(
+    located: pd.DataFrame, category: pd.Series, routes: Mapping[str, str], grid_layer: str
+) -> pd.DataFrame:
+    """:func:`route` from the points' zones in every layer (``Locator.locate``'s answer)."""
+    cats = category.astype(str)
     layer = cats.map(routes)
-    zone = pd.Series(pd.NA, index=incidents.index, dtype=object)
+    zone = pd.Series(pd.NA, index=located.index, dtype=object)
     for lay in layer.dropna().unique():
         hit = (layer == lay).to_numpy()
         zone[hit] = located.loc[hit, lay].astype(object).to_numpy()
@@ -111,7 +117,7 @@ def route(
             "grid": located[grid_layer].astype(object).where(located[grid_layer].notna(), None),
             "routed_by": np.where(layer.notna(), "department", "grid"),
         },
-        index=incidents.index,
+        index=located.index,
     )
     out = out.where(pd.notna(out), None)
     unknown = cats[layer.isna()].value_counts()
@@ -123,6 +129,91 @@ def route(
             dict(unknown.head(10)),
         )
     return out
+
+
+#: The location codes stored with each incident, and the locator layer each comes from.
+DISPATCH_CODES: dict[str, str] = {
+    "grid_code": "grid",
+    "community_code": "community",
+    "town_code": "town",
+    "beat_code": "beat",
+}
+
+
+def dispatch_codes(
+    incidents: gpd.GeoDataFrame,
+    loc: Locator,
+    routes: Mapping[str, str] | None = None,
+    *,
+    category: str = "category",
+) -> pd.DataFrame:
+    """Where each incident goes: its grid, community, town, police beat and department zone.
+
+    One lookup in every layer of ``loc`` (a locator from
+    :meth:`Locator.from_workspace`), then :func:`route` on the answers. This is
+    what a live service stores with each report at ingest, so that the
+    dispatcher learns in one call where to send it.
+
+    Parameters
+    ----------
+    incidents
+        Points with a CRS and a ``category`` column.
+    loc
+        A locator with a ``grid`` layer; ``community``, ``town`` and ``beat``
+        are used when present (else their codes are missing).
+    routes, category
+        As in :func:`route`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Aligned with ``incidents``: ``grid_code``, ``community_code``,
+        ``town_code``, ``beat_code``, ``zone_code`` (the department zone), and
+        ``department`` (its Chinese name); ``None`` where nothing holds the point
+        or the category has no department.
+
+    Raises
+    ------
+    InputError, CRSError
+        As :func:`route` and :meth:`Locator.locate`.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> from gridgeo.assign import Locator
+    >>> box = shapely.box(115, 25, 116, 26)
+    >>> loc = Locator({"grid": gpd.GeoDataFrame({"code": ["G1"]}, geometry=[box], crs=4490),
+    ...                "fire": gpd.GeoDataFrame({"code": ["XF1"]}, geometry=[box], crs=4490)})
+    >>> inc = gpd.GeoDataFrame({"category": ["消防安全"]},
+    ...     geometry=[shapely.Point(115.5, 25.5)], crs="EPSG:4490")
+    >>> dispatch_codes(inc, loc).iloc[0].to_dict()  # doctest: +NORMALIZE_WHITESPACE
+    {'grid_code': 'G1', 'community_code': None, 'town_code': None, 'beat_code': None,
+     'zone_code': 'XF1', 'department': '消防'}
+    """
+    if category not in incidents.columns:
+        raise InputError(
+            f"incidents have no column '{category}'; columns are {list(incidents.columns)}"
+        )
+    if routes is None:
+        routes = {c: lay for c, lay in default_routes().items() if lay in loc.layer_names}
+    missing = sorted({lay for lay in routes.values() if lay not in loc.layer_names})
+    if missing or "grid" not in loc.layer_names:
+        raise InputError(
+            f"routes name layer(s) {missing or ['grid']} the locator lacks; "
+            f"it has {loc.layer_names}"
+        )
+    located = loc.locate(incidents)
+    routed = _route_located(located, incidents[category], dict(routes), "grid")
+    out = pd.DataFrame(index=incidents.index)
+    for column, layer in DISPATCH_CODES.items():
+        if layer in located.columns:
+            col = located[layer].astype(object)
+            out[column] = col.where(col.notna(), None)
+        else:
+            out[column] = None
+    out["zone_code"] = routed["zone"]
+    out["department"] = routed["department"]
+    return out.astype(object).where(out.notna(), None)
 
 
 @dataclass
