@@ -21,15 +21,12 @@ def init(dsn: str) -> None:
     .gpkg path (whose incidents layer is created or migrated in place).
     Running it again is harmless.
     """
-    from gridgeo.errors import GridGeoError
     from gridgeo.io.store import open_store
 
-    try:
-        with open_store(dsn) as store:
-            count = store.count()
-            version = getattr(store, "version", None)
-    except GridGeoError as err:
-        raise click.ClickException(str(err)) from err
+    # errors (bad URL, database down, no PostGIS) end in one "Error: …" line (gridgeo.cli)
+    with open_store(dsn) as store:
+        count = store.count()
+        version = getattr(store, "version", None)
     schema = f" at schema version {version}" if version is not None else ""
     click.echo(f"incident store {store.name} is ready{schema}: {count:,} incidents")
 

@@ -112,7 +112,8 @@ TEXT_COLUMNS: tuple[str, ...] = (
     "zone_code",
 )
 TIME_COLUMNS: tuple[str, ...] = ("reported_at", "closed_at", "updated_at")
-_OFFSET = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+# an offset after a time of day (a date alone ends in "-DD", which is no offset)
+_OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
 
 
 class StoreError(GridGeoError):
@@ -457,8 +458,15 @@ def to_utc(values: Any, *, what: str = "time") -> pd.Series:
     if is_str.any():
         txt = s[is_str].astype(str).str.strip()
         naive = ~txt.str.contains(_OFFSET)
-        txt = txt.where(~naive, txt + "+08:00")
-        out[is_str] = pd.to_datetime(txt, format="ISO8601", utc=True, errors="coerce")
+        parsed = pd.Series(pd.NaT, index=txt.index, dtype="datetime64[ns, UTC]")
+        if naive.any():
+            local = pd.to_datetime(txt[naive], format="ISO8601", errors="coerce")
+            parsed[naive] = local.dt.tz_localize(TZ).dt.tz_convert("UTC")
+        if not naive.all():
+            parsed[~naive] = pd.to_datetime(
+                txt[~naive], format="ISO8601", utc=True, errors="coerce"
+            )
+        out[is_str] = parsed
     other = ~is_str & s.notna()
     if other.any():
         for i in s.index[other]:
@@ -564,18 +572,22 @@ def prepare(data: Any) -> pd.DataFrame:
     bad(np.array([v is None for v in ids], dtype=bool), "'id' is missing")
     dup = pd.Series(ids).duplicated(keep=False).to_numpy() & np.array([v is not None for v in ids])
     bad(dup, "'id' appears more than once in the batch")
-    out = pd.DataFrame({"id": ids})
-    out["category"] = _text(frame["category"])
-    bad(np.array([v is None for v in out["category"]], dtype=bool), "'category' is missing")
+    # object columns: pandas 3 would store None in a str column as NaN
+    out = pd.DataFrame({"id": pd.Series(ids, dtype=object)})
+    cats = _text(frame["category"])
+    bad(np.array([v is None for v in cats], dtype=bool), "'category' is missing")
+    out["category"] = pd.Series(cats, dtype=object)
     for col in TEXT_COLUMNS:
-        out[col] = _text(frame[col]) if col in frame.columns else [None] * n
+        out[col] = pd.Series(
+            _text(frame[col]) if col in frame.columns else [None] * n, dtype=object
+        )
     reported = to_utc(frame["reported_at"])
     bad(reported.isna().to_numpy(), "'reported_at' is missing or not an ISO 8601 time")
     out["reported_at"] = reported
     status = _text(frame["status"]) if "status" in frame.columns else [None] * n
     status = [STATUSES[0] if s is None else s for s in status]
     bad(np.array([s not in STATUSES for s in status]), f"'status' must be one of {list(STATUSES)}")
-    out["status"] = status
+    out["status"] = pd.Series(status, dtype=object)
     closed = to_utc(frame["closed_at"]) if "closed_at" in frame.columns else None
     now = pd.Timestamp.now(tz="UTC")
     is_closed = np.array([s == CLOSED for s in status])
