@@ -212,7 +212,7 @@ def read_layer(path: Path, layer: str) -> Any:
         if len(names) == 1 and path.suffix.lower() != ".gpkg":
             layer = names[0]
         else:
-            raise UserError(f"{path} has no layer {layer!r}; it has {names}")
+            raise UserError(f"layer {layer!r} is not in {path}; it has {names}")
     return gpd.read_file(path, layer=layer, engine="pyogrio")
 
 

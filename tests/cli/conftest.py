@@ -21,6 +21,12 @@ TOWNS = {
 
 
 @pytest.fixture
+def towns() -> dict[str, str]:
+    """Community code → town code of the ``workspace`` fixture."""
+    return dict(TOWNS)
+
+
+@pytest.fixture
 def workspace(tmp_path) -> Path:
     """Communities (with ``town_code``), buildings and streets of a random territory."""
     t = make_territory(11, n_units=80)

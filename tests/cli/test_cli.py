@@ -85,7 +85,7 @@ def test_partition_names_a_missing_layer(workspace, tmp_path) -> None:
         main, ["partition", str(workspace), "--units", "houses", "-o", str(tmp_path / "g.gpkg")]
     )
     assert result.exit_code == 2
-    assert "has no layer 'houses'" in result.output
+    assert "layer 'houses' is not in" in result.output
 
 
 def test_partition_rejects_bad_rules_json(workspace, tmp_path) -> None:

@@ -383,8 +383,8 @@ def test_cli_regroup_errors(tmp_path, tiny_workspace):
     out = str(tmp_path / "out.gpkg")
     runner = CliRunner()
     res = runner.invoke(main, ["regroup", str(src), "-k", "9", "-o", out])
-    assert res.exit_code == 1
-    assert "InputError: k was 9" in res.output
+    assert res.exit_code == 2  # a user error: one "Error: …" line, as click's own
+    assert "Error: k was 9" in res.output
     res = runner.invoke(main, ["regroup", str(src), "-k", "2", "--layer", "nope", "-o", out])
     assert res.exit_code == 2
     assert "layer 'nope' is not in" in res.output
