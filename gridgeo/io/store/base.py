@@ -641,15 +641,10 @@ def _geometry(g: Any) -> Any:
 
 
 def _text(values: pd.Series) -> list[str | None]:
-    """Text values as str, with None for missing or blank."""
-    out: list[str | None] = []
-    for v in values.tolist():
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
-            out.append(None)
-        else:
-            s = str(v).strip()
-            out.append(s or None)
-    return out
+    """Text values as str, with None for missing or blank (vectorised: no per-row Python)."""
+    txt = values.astype("string").str.strip()
+    txt = txt.where(txt.str.len() > 0)
+    return txt.astype(object).where(txt.notna(), None).tolist()
 
 
 def empty_frame() -> gpd.GeoDataFrame:

@@ -86,6 +86,7 @@ _SQL_TYPES = {
     "updated_at": "DATETIME",
 }
 _CANONICAL_LEN = len("2025-01-01T00:00:00.000")
+_BULK_ROWS = 1000  # from this many rows, append fills the R-tree itself
 
 
 def encode_points(x: Any, y: Any, *, srid: int = SRID) -> list[bytes]:
@@ -242,6 +243,7 @@ class GeoPackageStore(IncidentStore):
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA cache_size = -65536")  # 64 MB: a bulk append spills less
         except sqlite3.Error as err:
             raise StoreError(f"cannot open GeoPackage '{self.path}': {err}") from err
         if mode.lower() != "wal":
@@ -500,16 +502,27 @@ class GeoPackageStore(IncidentStore):
             top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
             now = _now()
             seqs = range(top + 1, top + 1 + n)
+            # a large batch fills the R-tree in one pass instead of through GDAL's per-row
+            # trigger (five Python calls a row); the trigger is back before the commit
+            trigger = self._rtree_trigger(conn) if n >= _BULK_ROWS else None
+            if trigger is not None:
+                conn.execute(f'DROP TRIGGER "{trigger[0]}"')
             try:
                 conn.executemany(sql, zip(blobs, *(values[c] for c in cols), seqs, [now] * n))
             except sqlite3.Error as err:
                 raise StoreError(f"cannot write to '{self.path}': {err}") from err
-            new = [
-                r[0]
-                for r in conn.execute(
-                    f'SELECT id FROM "{TABLE}" WHERE seq > ? ORDER BY seq', (top,)
+            rows = conn.execute(
+                f'SELECT "{self._fid}", id, seq FROM "{TABLE}" WHERE seq > ? ORDER BY seq', (top,)
+            ).fetchall()
+            new = [r[1] for r in rows]
+            if trigger is not None:
+                pos = np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)) - top - 1
+                x, y = batch["x"].to_numpy()[pos], batch["y"].to_numpy()[pos]
+                conn.executemany(
+                    f'INSERT OR REPLACE INTO "{self._rtree}" VALUES (?, ?, ?, ?, ?)',
+                    zip((r[0] for r in rows), x.tolist(), x.tolist(), y.tolist(), y.tolist()),
                 )
-            ]
+                conn.execute(trigger[1])
             if new:
                 conn.execute(
                     "UPDATE gpkg_contents SET min_x = MIN(COALESCE(min_x, :x0), :x0), "
@@ -521,6 +534,16 @@ class GeoPackageStore(IncidentStore):
                 )
         fresh = set(new)
         return AppendResult(new, [i for i in batch["id"] if i not in fresh])
+
+    def _rtree_trigger(self, conn: sqlite3.Connection) -> tuple[str, str] | None:
+        """(name, SQL) of the R-tree's insert trigger, if the layer has the usual one."""
+        if self._rtree is None:
+            return None
+        row = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+            (f"{self._rtree}_insert",),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
 
     def update_status(self, id: str, status: str, *, at: Any = None) -> Incident:
         status = check_status(status)
