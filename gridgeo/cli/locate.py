@@ -19,13 +19,13 @@ _ENCODINGS = ("utf-8-sig", "gb18030")
 """Tried in turn for a CSV: UTF-8 (with or without BOM), then GB18030 (covers GBK)."""
 
 
-def _read_csv(path: Path, encoding: str) -> Any:
+def _read_csv(path: Path, encoding: str, *, dtype: Any = None) -> Any:
     import pandas as pd
 
     tried = _ENCODINGS if encoding == "auto" else (encoding,)
     for enc in tried:
         try:
-            return pd.read_csv(path, encoding=enc)
+            return pd.read_csv(path, encoding=enc, dtype=dtype)
         except UnicodeDecodeError:
             continue
         except LookupError as err:
