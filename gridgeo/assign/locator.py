@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -105,7 +106,7 @@ class _Layer:
 
     keys: NDArray[np.object_]
     geoms: NDArray[np.object_]
-    attrs: pd.DataFrame
+    attrs: pd.DataFrame  # every column of the layer but the geometry, the key column too
     x0: float
     y0: float
     dx: float
@@ -251,8 +252,11 @@ class _Layer:
         """Zone position of one point, or -1: no numpy arrays on the way."""
         if not (x == x and y == y):  # NaN
             return -1
-        cx = int((x - self.x0) // self.dx)
-        cy = int((y - self.y0) // self.dy)
+        # floor of the rounded quotient, as the kernels and the edge lists compute it:
+        # ``(x - x0) // dx`` floors the exact quotient and can name the neighbouring cell,
+        # whose edge lists do not cover this point
+        cx = math.floor((x - self.x0) / self.dx)
+        cy = math.floor((y - self.y0) / self.dy)
         if cx < 0 or cy < 0 or cx >= self.nx or cy >= self.ny:
             return -1
         c = cy * self.nx + cx
@@ -309,7 +313,9 @@ class Locator:
     layers
         Layer name → GeoDataFrame of (multi)polygons, in any CRS.
     key
-        Key column, one name for all layers or a dict per layer.
+        Key column, one name for all layers or a dict per layer (default
+        ``"code"``): :meth:`locate` answers with its values. Every column
+        keeps its name in :meth:`locate_one`'s records.
     nearest
         Metres: a point outside every zone of a layer but within this
         distance gets the nearest zone (GPS error off a coast or a county
@@ -340,6 +346,7 @@ class Locator:
         if not layers:
             raise InputError("no layers given; pass e.g. {'grid': grids}")
         self._layers: dict[str, _Layer] = {}
+        self._key: dict[str, str] = {}
         self.nearest = _check_nearest(nearest)
         self._metric: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -349,7 +356,8 @@ class Locator:
             wgs = gdf.to_crs("EPSG:4326")
             attrs = pd.DataFrame(wgs.drop(columns=wgs.geometry.name)).astype(object)
             attrs = attrs.where(pd.notna(attrs), None)
-            attrs = attrs.rename(columns={k: "code"}) if k != "code" else attrs
+            # the key column keeps its name: key="name" answers {"code": …, "name": …}
+            self._key[name] = k
             self._layers[name] = _Layer.build(
                 wgs[k].astype(str).to_numpy(dtype=object), wgs.geometry.to_numpy(), attrs, cells
             )
@@ -380,6 +388,56 @@ class Locator:
         if layer not in self._layers:
             raise InputError(f"no layer {layer!r}; the layers are {self.layer_names}")
         return np.asarray(self._layers[layer].keys, dtype=object)
+
+    def _layer(self, layer: str) -> _Layer:
+        try:
+            return self._layers[layer]
+        except KeyError:
+            raise InputError(
+                f"no layer {layer!r}; the layers are {self.layer_names}"
+            ) from None
+
+    def key_column(self, layer: str) -> str:
+        """The column whose values :meth:`locate` answers with in ``layer``.
+
+        Raises
+        ------
+        InputError
+            If there is no such layer.
+
+        Examples
+        --------
+        >>> import geopandas as gpd, shapely
+        >>> grids = gpd.GeoDataFrame({"code": ["A"], "name": ["west"]},
+        ...     geometry=[shapely.box(115, 25, 115.1, 25.1)], crs="EPSG:4490")
+        >>> Locator({"grid": grids}, key="name").key_column("grid")
+        'name'
+        """
+        self._layer(layer)
+        return self._key[layer]
+
+    def attributes(self, layer: str) -> pd.DataFrame:
+        """The zones of ``layer`` without geometry, indexed by key, in key order.
+
+        The rows are in the order of the categories of :meth:`locate`'s column
+        ``layer``, so ``result[layer].cat.codes`` indexes them (``-1``: none).
+
+        Raises
+        ------
+        InputError
+            If there is no such layer.
+
+        Examples
+        --------
+        >>> import geopandas as gpd, shapely
+        >>> grids = gpd.GeoDataFrame({"code": ["B", "A"], "name": ["east", "west"]},
+        ...     geometry=[shapely.box(115.1, 25, 115.2, 25.1), shapely.box(115, 25, 115.1, 25.1)],
+        ...     crs="EPSG:4490")
+        >>> Locator({"grid": grids}).attributes("grid")["name"].tolist()
+        ['west', 'east']
+        """
+        lay = self._layer(layer)
+        return lay.attrs.set_axis(pd.Index(lay.keys), axis=0).copy()
 
     @classmethod
     def from_workspace(
@@ -539,19 +597,47 @@ class Locator:
         dist[pi[first]] = d[first]
         return pos, dist
 
-    def locate_one(self, x: float, y: float, *, crs: Any = "EPSG:4326") -> dict[str, Any]:
+    def locate_one(
+        self, x: float, y: float, *, crs: Any = "EPSG:4326", nearest: float | None = None
+    ) -> dict[str, Any]:
         """The zone of one point in every layer, with its attributes: the dispatch fast path.
+
+        Parameters
+        ----------
+        x, y
+            The point, in ``crs``.
+        crs
+            As in :meth:`locate`.
+        nearest
+            Overrides the locator's ``nearest`` (metres) for this call, as in
+            :meth:`locate` (``0`` turns snapping off).
 
         Returns
         -------
         dict
-            Layer name → ``{"code": …, other attributes…}`` (plus
-            ``"distance_m"`` when snapped), or ``None`` outside every zone.
+            Layer name → the zone's attributes (its key column under its own
+            name, e.g. ``{"code": …, "name": …}``; plus ``"distance_m"`` when
+            snapped), or ``None`` outside every zone. The zone is the one
+            :meth:`locate` answers.
+
+        Raises
+        ------
+        InputError
+            For a coordinate that is not finite or lies beyond ±90°, or a
+            negative ``nearest``.
 
         Examples
         --------
-        See the module docstring.
+        >>> import geopandas as gpd, shapely
+        >>> grids = gpd.GeoDataFrame({"code": ["A"], "name": ["west"]},
+        ...     geometry=[shapely.box(115, 25, 115.1, 25.1)], crs="EPSG:4490")
+        >>> loc = Locator({"grid": grids})
+        >>> loc.locate_one(115.1001, 25.05)["grid"] is None  # ~10 m east of the zone
+        True
+        >>> loc.locate_one(115.1001, 25.05, nearest=50)["grid"]["code"]
+        'A'
         """
+        snap = self.nearest if nearest is None else _check_nearest(nearest)
         if crs in ("EPSG:4326", "wgs84", "cgcs2000", "EPSG:4490"):
             lon, lat = float(x), float(y)
         else:
@@ -565,8 +651,8 @@ class Locator:
             rec: dict[str, Any] | None = None
             if pos >= 0:
                 rec = dict(self._records[name][pos])
-            elif self.nearest:
-                near, d = self._snap(name, np.array([lon]), np.array([lat]), self.nearest)
+            elif snap:
+                near, d = self._snap(name, np.array([lon]), np.array([lat]), snap)
                 if near[0] >= 0:
                     rec = dict(self._records[name][int(near[0])], distance_m=float(d[0]))
             out[name] = rec
@@ -623,6 +709,7 @@ class Locator:
                 {
                     "name": name,
                     "keys": [str(k) for k in layer.keys],
+                    "key": self._key[name],
                     "attrs": layer.attrs.to_json(
                         orient="split", force_ascii=False, date_format="iso"
                     ),
@@ -654,7 +741,10 @@ class Locator:
         self._metric = {}
         self._lock = threading.Lock()
         self._layers = {}
+        self._key = {}
         for i, lm in enumerate(meta["layers"]):
+            # files written before "key" was saved renamed the key column to "code"
+            self._key[lm["name"]] = lm.get("key", "code")
             buf = data[f"{i}_wkb"].tobytes()
             lens = data[f"{i}_wkb_len"]
             ends = np.cumsum(lens)
@@ -691,7 +781,12 @@ class Locator:
 
     def __getstate__(self) -> dict[str, Any]:
         # picklable for dask workers: the lock and the snapping cache are rebuilt
-        return {"nearest": self.nearest, "_layers": self._layers, "_records": self._records}
+        return {
+            "nearest": self.nearest,
+            "_layers": self._layers,
+            "_key": self._key,
+            "_records": self._records,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -168,6 +168,134 @@ def test_nearest_snaps_within_distance() -> None:
     assert as_obj(loc.locate([X0 + 0.0122], [Y0 + 0.005], nearest=300)["z"]) == ["A"]
 
 
+def test_locate_one_nearest_overrides_the_locator() -> None:
+    zone = gpd.GeoDataFrame(
+        {"code": ["A"]}, geometry=[shapely.box(X0, Y0, X0 + 0.01, Y0 + 0.01)], crs="EPSG:4326"
+    )
+    off = (X0 + 0.0122, Y0 + 0.005)  # ~220 m east of the zone
+    loc = Locator({"z": zone}, nearest=50)
+    assert loc.locate_one(*off)["z"] is None
+    rec = loc.locate_one(*off, nearest=300)["z"]
+    assert rec["code"] == "A" and 200 < rec["distance_m"] < 240
+    assert loc.locate_one(X0 + 0.0102, Y0 + 0.005, nearest=0)["z"] is None  # 0: no snapping
+    assert Locator({"z": zone}).locate_one(*off, nearest=300)["z"]["code"] == "A"
+    assert loc.nearest == 50  # the override is for the one call
+    with pytest.raises(InputError, match=r"nearest was -1; give a distance in metres"):
+        loc.locate_one(*off, nearest=-1)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    zones=zones_strategy(),
+    seed=st.integers(0, 2**31),
+    key=st.sampled_from(["code", "name"]),
+    built=st.sampled_from([None, 100.0]),
+    nearest=st.sampled_from([None, 0, 30.0, 400.0]),
+    crs=st.sampled_from(["wgs84", "gcj02"]),
+)
+def test_locate_one_equals_locate_on_random_points(zones, seed, key, built, nearest, crs) -> None:
+    # names sort the other way round from codes, so the boundary rule follows the key
+    zones = zones.assign(name=[f"N{9 - int(c[1:])}" for c in zones["code"]])
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = zones.total_bounds
+    n = 40
+    x = rng.uniform(x0 - 0.006, x1 + 0.006, n)  # up to ~600 m outside
+    y = rng.uniform(y0 - 0.006, y1 + 0.006, n)
+    if crs == "wgs84":
+        v = shapely.get_coordinates(zones.geometry.values)
+        pick = rng.choice(len(v), min(len(v), 8), replace=False)
+        x[: len(pick)], y[: len(pick)] = v[pick, 0], v[pick, 1]  # on vertices and shared edges
+    else:
+        # no points on edges here: the GCJ-02 inverse iterates until the worst point of
+        # the batch is within 1e-11°, so one point alone may land 1e-12° away
+        x, y = from_wgs84(x, y, crs)
+    loc = Locator({"z": zones}, key=key, nearest=built, cells=int(rng.integers(16, 1024)))
+    batch = loc.locate(x, y, crs=crs, nearest=nearest)
+    snap = built if nearest is None else (nearest or None)
+    other = "name" if key == "code" else "code"
+    by_key = zones.set_index(key)
+    for i in range(n):
+        one = loc.locate_one(x[i], y[i], crs=crs, nearest=nearest)["z"]
+        want = batch["z"].iloc[i]
+        if pd.isna(want):
+            assert one is None, i
+            continue
+        assert one[key] == want and one[other] == by_key.loc[want, other], i
+        if snap:
+            d = batch["z_distance_m"].iloc[i]
+            assert one.get("distance_m", 0.0) == pytest.approx(d, abs=1e-6), i
+            assert d <= snap
+        else:
+            assert "distance_m" not in one and "z_distance_m" not in batch
+
+
+@pytest.mark.parametrize(
+    ("nx", "ny", "labels", "cells"),
+    [
+        (5, 4, [-1, -1, 5, -1, 5, 4, 5, 1, 0, 2, 5, 1, 5, 1, 4, 0, 2, 1, 0, 5], 824),
+        (2, 4, [0, 2, 5, 5, 0, -1, 2, 4], 645),
+    ],
+)
+def test_locate_one_on_vertices_that_round_into_the_next_cell(nx, ny, labels, cells) -> None:
+    """Here ``(x - x0) // dx`` and ``floor((x - x0) / dx)`` name different cells for some
+    vertices; locate_one once used the first, whose edge lists are another cell's."""
+    boxes: dict[int, list] = {}
+    for k, lab in enumerate(labels):
+        if lab >= 0:
+            i, j = divmod(k, ny)
+            boxes.setdefault(lab, []).append(
+                shapely.box(X0 + i * 0.01, Y0 + j * 0.01, X0 + (i + 1) * 0.01, Y0 + (j + 1) * 0.01)
+            )
+    zones = gpd.GeoDataFrame(
+        {"code": [f"Z{lab}" for lab in boxes]},
+        geometry=[shapely.union_all(b) for b in boxes.values()],
+        crs="EPSG:4326",
+    )
+    v = shapely.get_coordinates(zones.geometry.values)
+    loc = Locator({"z": zones}, cells=cells)
+    ref = brute(zones, v[:, 0], v[:, 1])
+    np.testing.assert_array_equal(as_obj(loc.locate(v[:, 0], v[:, 1])["z"]), ref)
+    one = [(loc.locate_one(x, y)["z"] or {}).get("code") for x, y in v]
+    assert one == ref.tolist()
+
+
+def test_a_key_other_than_code_keeps_every_column(tmp_path) -> None:
+    import pickle
+
+    grids = gpd.GeoDataFrame(
+        {"code": ["A", "B"], "name": ["west", "east"]},
+        geometry=[
+            shapely.box(X0, Y0, X0 + 0.01, Y0 + 0.01),
+            shapely.box(X0 + 0.01, Y0, X0 + 0.02, Y0 + 0.01),
+        ],
+        crs="EPSG:4326",
+    )
+    # warnings are errors here: pandas once warned of two columns named "code"
+    loc = Locator({"grid": grids, "g2": grids}, key={"grid": "name"})
+    xs, ys = [X0 + 0.005, X0 + 0.015, X0 + 0.01], [Y0 + 0.005] * 3
+    assert as_obj(loc.locate(xs, ys)["grid"]).tolist() == ["west", "east", "east"]
+    assert as_obj(loc.locate(xs, ys)["g2"]).tolist() == ["A", "B", "A"]
+    assert loc.key_column("grid") == "name" and loc.key_column("g2") == "code"
+    assert loc.locate_one(xs[0], ys[0])["grid"] == {"code": "A", "name": "west"}
+    # on the shared edge the key that sorts first wins: "east" by name, "A" by code
+    assert loc.locate_one(xs[2], ys[2]) == {
+        "grid": {"code": "B", "name": "east"},
+        "g2": {"code": "A", "name": "west"},
+    }
+    attrs = loc.attributes("grid")
+    assert attrs.index.tolist() == ["east", "west"] and attrs["code"].tolist() == ["B", "A"]
+    path = tmp_path / "loc.npz"
+    loc.save(path)
+    for back in (Locator.load(path), pickle.loads(pickle.dumps(loc))):
+        assert back.key_column("grid") == "name"
+        assert back.locate_one(xs[2], ys[2]) == loc.locate_one(xs[2], ys[2])
+        pd.testing.assert_frame_equal(back.locate(xs, ys), loc.locate(xs, ys))
+    with pytest.raises(InputError, match=r"no layer 'beat'; the layers are \['grid', 'g2'\]"):
+        loc.key_column("beat")
+    with pytest.raises(InputError, match=r"no layer 'beat'"):
+        loc.attributes("beat")
+
+
 def test_nan_rows_are_counted_not_dropped() -> None:
     zone = gpd.GeoDataFrame(
         {"code": ["A"]}, geometry=[shapely.box(X0, Y0, X0 + 1, Y0 + 1)], crs="EPSG:4326"
