@@ -221,6 +221,23 @@ def test_query_matches_brute_force(filled, box, start, end, category) -> None:
     assert page["id"].tolist() == expected["id"].tolist()[3:10]
 
 
+def test_where_filters_text_columns_by_equality(filled) -> None:
+    some = DATA.iloc[[2, 5, 11]]["id"].tolist()
+    filled.update_status(some[0], "派遣")
+    filled.update_status(some[1], "派遣")
+    got = filled.query(where={"status": "派遣"})
+    assert sorted(got["id"]) == sorted(some[:2])
+    assert filled.count(where={"status": "派遣"}) == 2
+    cat = DATA["category"].iloc[11]
+    want = brute(category=cat)
+    want = want[want["id"] != some[0]] if DATA["category"].iloc[2] == cat else want
+    got = filled.query(where={"category": cat, "status": "受理"})
+    assert set(got["id"]) == set(want["id"]) - set(some[:2])
+    assert filled.query(where={"id": some[2]})["id"].tolist() == [some[2]]
+    with pytest.raises(InputError, match=r"cannot filter on \['geometry'\]"):
+        filled.query(where={"geometry": "x"})
+
+
 def test_query_times_as_strings_and_bad_filters(filled) -> None:
     expected = brute(start=pd.Timestamp("2025-03-05T00:00+08:00"),
                      end=pd.Timestamp("2025-03-06T00:00+08:00"))  # fmt: skip

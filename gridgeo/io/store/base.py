@@ -314,6 +314,7 @@ class IncidentStore(abc.ABC):
         category: str | Iterable[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        where: Mapping[str, str] | None = None,
     ) -> gpd.GeoDataFrame:
         """Incidents matching every given filter, ordered by ``reported_at`` then ``id``.
 
@@ -328,6 +329,9 @@ class IncidentStore(abc.ABC):
             One category or several.
         limit, offset
             Page of the ordered result.
+        where
+            Equality filters on text columns (:data:`FILTER_COLUMNS`), e.g.
+            ``{"status": "派遣", "grid_code": "360722001001001"}``.
 
         Returns
         -------
@@ -343,6 +347,7 @@ class IncidentStore(abc.ABC):
         start: Any = None,
         end: Any = None,
         category: str | Iterable[str] | None = None,
+        where: Mapping[str, str] | None = None,
     ) -> int:
         """Number of incidents matching the filters of :meth:`query`."""
 
@@ -484,6 +489,20 @@ def one_time(value: Any, *, what: str) -> pd.Timestamp:
     if pd.isna(ts):
         raise InputError(f"{what} {value!r} is not an ISO 8601 time")
     return ts
+
+
+#: Text columns that :meth:`IncidentStore.query` can filter on by equality.
+FILTER_COLUMNS: tuple[str, ...] = ("id", "category", "status", *TEXT_COLUMNS)
+
+
+def check_where(where: Mapping[str, str] | None) -> list[tuple[str, str]]:
+    """Equality filters as (column, value) pairs, or an InputError naming a bad column."""
+    if not where:
+        return []
+    bad = sorted(set(where) - set(FILTER_COLUMNS))
+    if bad:
+        raise InputError(f"cannot filter on {bad}; filterable columns are {list(FILTER_COLUMNS)}")
+    return [(str(k), str(v)) for k, v in where.items()]
 
 
 def categories(category: str | Iterable[str] | None) -> list[str] | None:

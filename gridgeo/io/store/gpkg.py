@@ -30,7 +30,7 @@ import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from gridgeo.io.store.base import (
     categories,
     check_bbox,
     check_status,
+    check_where,
     empty_frame,
     finish_frame,
     one_time,
@@ -575,7 +576,12 @@ class GeoPackageStore(IncidentStore):
         return finish_frame(df, geoms)
 
     def _where(
-        self, bbox: Sequence[float] | None, start: Any, end: Any, category: Any
+        self,
+        bbox: Sequence[float] | None,
+        start: Any,
+        end: Any,
+        category: Any,
+        where: Mapping[str, str] | None = None,
     ) -> tuple[str, list[Any]]:
         terms: list[str] = []
         params: list[Any] = []
@@ -601,6 +607,9 @@ class GeoPackageStore(IncidentStore):
         if cats is not None:
             terms.append(f"category IN ({', '.join('?' * len(cats))})" if cats else "0")
             params += cats
+        for column, value in check_where(where):
+            terms.append(f'"{column}" = ?')
+            params.append(value)
         return ("WHERE " + " AND ".join(terms)) if terms else "", params
 
     def get(self, id: str) -> Incident:
@@ -618,13 +627,14 @@ class GeoPackageStore(IncidentStore):
         category: str | Iterable[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        where: Mapping[str, str] | None = None,
     ) -> gpd.GeoDataFrame:
-        where, params = self._where(bbox, start, end, category)
+        clause, params = self._where(bbox, start, end, category, where)
         tail = "ORDER BY reported_at, id"
         if limit is not None or offset:
             tail += " LIMIT ? OFFSET ?"
             params += [-1 if limit is None else int(limit), int(offset)]
-        return self._select(where, params, tail)
+        return self._select(clause, params, tail)
 
     def count(
         self,
@@ -633,10 +643,11 @@ class GeoPackageStore(IncidentStore):
         start: Any = None,
         end: Any = None,
         category: str | Iterable[str] | None = None,
+        where: Mapping[str, str] | None = None,
     ) -> int:
-        where, params = self._where(bbox, start, end, category)
+        clause, params = self._where(bbox, start, end, category, where)
         return int(
-            self._conn().execute(f'SELECT COUNT(*) FROM "{TABLE}" {where}', params).fetchone()[0]
+            self._conn().execute(f'SELECT COUNT(*) FROM "{TABLE}" {clause}', params).fetchone()[0]
         )
 
     def changes_since(

@@ -20,7 +20,7 @@ import io
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -45,6 +45,7 @@ from gridgeo.io.store.base import (
     categories,
     check_bbox,
     check_status,
+    check_where,
     empty_frame,
     finish_frame,
     one_time,
@@ -302,7 +303,12 @@ class PostGISStore(IncidentStore):
         return finish_frame(df, geoms)
 
     def _where(
-        self, bbox: Sequence[float] | None, start: Any, end: Any, category: Any
+        self,
+        bbox: Sequence[float] | None,
+        start: Any,
+        end: Any,
+        category: Any,
+        where: Mapping[str, str] | None = None,
     ) -> tuple[sql.Composable, list[Any]]:
         terms: list[str] = []
         params: list[Any] = []
@@ -324,8 +330,11 @@ class PostGISStore(IncidentStore):
         if cats is not None:
             terms.append("category = ANY(%s)")
             params.append(cats)
-        where = sql.SQL(("WHERE " + " AND ".join(terms)) if terms else "")
-        return where, params
+        for column, value in check_where(where):
+            terms.append(f"{column} = %s")  # a column of FILTER_COLUMNS, checked above
+            params.append(value)
+        clause = sql.SQL(("WHERE " + " AND ".join(terms)) if terms else "")
+        return clause, params
 
     def get(self, id: str) -> Incident:
         frame = self._select(sql.SQL("WHERE id = %s"), [id])
@@ -342,14 +351,15 @@ class PostGISStore(IncidentStore):
         category: str | Iterable[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        where: Mapping[str, str] | None = None,
     ) -> gpd.GeoDataFrame:
-        where, params = self._where(bbox, start, end, category)
+        clause, params = self._where(bbox, start, end, category, where)
         tail = "ORDER BY reported_at, id"
         if limit is not None:
             tail += f" LIMIT {int(limit)}"
         if offset:
             tail += f" OFFSET {int(offset)}"
-        return self._select(where, params, tail)
+        return self._select(clause, params, tail)
 
     def count(
         self,
@@ -358,10 +368,11 @@ class PostGISStore(IncidentStore):
         start: Any = None,
         end: Any = None,
         category: str | Iterable[str] | None = None,
+        where: Mapping[str, str] | None = None,
     ) -> int:
-        where, params = self._where(bbox, start, end, category)
+        clause, params = self._where(bbox, start, end, category, where)
         with self._connection() as conn:
-            row = conn.execute(sql.SQL("SELECT COUNT(*) FROM incidents {}").format(where), params)
+            row = conn.execute(sql.SQL("SELECT COUNT(*) FROM incidents {}").format(clause), params)
             return int(row.fetchone()[0])
 
     def changes_since(
