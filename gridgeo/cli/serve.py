@@ -1,15 +1,134 @@
-"""``gridgeo serve``: run the service under gunicorn (waitress on Windows, Flask with --dev)."""
+"""``gridgeo serve``: run the service under gunicorn, with a waitress event loop in each worker.
+
+Worker model
+------------
+gunicorn manages the processes: it reads the data once (``preload_app``), forks
+``--workers`` workers (at least 2 in production), restarts one that dies (even by
+``kill -9``) and kills one whose event loop stops for ``--timeout`` seconds. Each
+worker is a :class:`gunicorn.workers.base.Worker` whose ``run`` is a waitress
+event loop on the listening socket it inherited: the loop reads each request
+*whole*, request line, headers and body (spilled to a temporary file past
+512 KiB), before one of the worker's ``--threads`` threads runs the Flask app
+on it. A client that uploads slowly, as phones on weak mobile networks do, costs
+a socket and its buffer, never a thread, so it cannot stop the workers from
+answering everyone else. The loop also writes the responses, so a client that
+reads slowly does not hold a thread either (below waitress' 16 MiB output
+high-water mark).
+
+gunicorn's own workers were measured against 64 connections that trickle their
+request a byte at a time while fast clients call ``/locate`` and ``/healthz``
+(``tests/serve/test_slow_clients.py``): ``sync`` answers nothing until the slow
+clients give up (a worker reads one request at a time, to the end); ``gthread``
+parks a connection that has sent *nothing* in its poller, but hands one that
+has sent a byte to a thread, which then blocks until the request is complete,
+so it holds as many slow clients as it has threads and no more. ``gevent`` would
+read cooperatively, but the app blocks in sqlite3, psycopg 3 and numba kernels,
+none of which yield to its hub. The gunicorn + waitress worker keeps the
+fast requests at a few milliseconds whatever the number of slow clients, up to
+``--max-connections`` per worker.
+
+Timeouts (``gunicorn``'s ``sync`` and ``gthread`` have no header timeout):
+
+- ``--header-timeout``: the request line and headers must arrive within this
+  many seconds of the request's first byte (a slowloris that sends a byte every
+  few seconds is dropped too);
+- ``--body-timeout``: a body that stalls (no byte) this long is dropped; a slow
+  but steady upload is not;
+- ``--keepalive``: an idle kept-alive connection is closed after this long;
+- ``--timeout``: gunicorn kills a worker whose event loop has been silent this
+  long (a kernel holding the GIL, a deadlock), and starts a new one.
+
+Limits: each worker holds at most ``--max-connections`` connections (at most as
+many open files as its ``ulimit -n``: raise ``LimitNOFILE`` past 1024 for more);
+beyond that the kernel queues new ones in the listen backlog. Bodies above the
+service's ``max_body_bytes`` are refused (413) as soon as their headers say so.
+The worker serves HTTP/1.1 without TLS: for the internet put nginx in front
+(``docs/deploy.md``), which also absorbs slow clients before they reach here.
+
+On Windows (no gunicorn) the same waitress loop runs in one process; ``--dev``
+runs Flask's development server.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["register"]
+__all__ = ["ServerOptions", "register"]
+
+logger = logging.getLogger(__name__)
+
+#: How often the event loop checks its clients' deadlines and tells gunicorn it is alive.
+_TICK = 0.25
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """How the HTTP server runs the app (see the module docstring for the model).
+
+    Attributes
+    ----------
+    threads
+        Threads per worker that run the app on whole requests.
+    timeout
+        Seconds of a silent event loop before gunicorn restarts the worker.
+    keepalive
+        Seconds an idle kept-alive connection stays open.
+    header_timeout
+        Seconds from a request's first byte for its line and headers to arrive.
+    body_timeout
+        Seconds a request body may stall (no byte received) before the client is dropped.
+    max_connections
+        Open client connections per worker.
+    max_body_bytes
+        Largest request body read (the service's ``max_body_bytes``).
+    trusted_proxy
+        Address of the reverse proxy whose ``X-Forwarded-Proto`` and
+        ``X-Forwarded-For`` are believed (``"*"`` for any; ``None`` for none).
+
+    Examples
+    --------
+    >>> ServerOptions(threads=4).waitress_settings()["threads"]
+    4
+    """
+
+    threads: int = 8
+    timeout: int = 120
+    keepalive: float = 15.0
+    header_timeout: float = 30.0
+    body_timeout: float = 30.0
+    max_connections: int = 500
+    max_body_bytes: int = 16 * 1024 * 1024
+    trusted_proxy: str | None = "127.0.0.1"
+
+    def waitress_settings(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`waitress.create_server` for these options."""
+        settings: dict[str, Any] = {
+            "threads": self.threads,
+            "connection_limit": self.max_connections,
+            # a backstop only: _expire_clients applies the finer deadlines every tick
+            "channel_timeout": max(self.keepalive, self.header_timeout, self.body_timeout) + 5,
+            "cleanup_interval": 5,
+            "asyncore_use_poll": True,  # select() stops at file descriptor 1024
+            "max_request_body_size": self.max_body_bytes,
+            "ident": "gridgeo",
+        }
+        if self.trusted_proxy:
+            settings.update(
+                trusted_proxy=self.trusted_proxy,
+                trusted_proxy_count=1,
+                trusted_proxy_headers={"x-forwarded-proto", "x-forwarded-for"},
+            )
+        return settings
 
 
 def _warm_in_background(app: Any) -> None:
@@ -24,7 +143,107 @@ def _warm_in_background(app: Any) -> None:
     threading.Thread(target=warm_up, args=(app,), name="gridgeo-warm-up", daemon=False).start()
 
 
-def _gunicorn(app: Any, host: str, port: int, workers: int) -> None:
+def _expire_clients(
+    channels: Iterable[Any], opts: ServerOptions, now: float, seen: dict[Any, tuple[Any, float]]
+) -> dict[Any, tuple[Any, float]]:
+    """Mark for closing the connections past their header, body or keep-alive deadline.
+
+    A connection whose request the app is serving (``channel.requests``) is left alone.
+    ``seen`` maps a connection to the request it was receiving at an earlier call and
+    when that call first saw it; the updated map is returned.
+    """
+    still: dict[Any, tuple[Any, float]] = {}
+    for ch in channels:
+        request = ch.request  # the request being received; None between requests
+        if request is not None and not request.headers_finished:
+            prior = seen.get(ch)
+            # its first byte came at most one tick before the first call that sees it
+            still[ch] = prior if prior is not None and prior[0] is request else (request, now)
+        if ch.requests or ch.will_close:
+            continue
+        if request is None:
+            expired = now - ch.last_activity > opts.keepalive
+        elif request.headers_finished:
+            expired = now - ch.last_activity > opts.body_timeout
+        else:
+            expired = now - still[ch][1] > opts.header_timeout
+        if expired:
+            logger.debug("closing the connection of %s: past its deadline", ch.addr)
+            ch.will_close = True
+    return still
+
+
+def _run_waitress(
+    app: Any,
+    opts: ServerOptions,
+    *,
+    alive: Callable[[], bool],
+    tick: Callable[[], None],
+    graceful_timeout: float = 30.0,
+    **listen: Any,
+) -> None:
+    """Serve ``app`` with waitress until ``alive()`` turns false, then finish what is in flight.
+
+    ``listen`` is waitress' ``sockets=[...]`` (inherited from gunicorn) or ``host``/``port``.
+    """
+    from waitress import wasyncore
+    from waitress.channel import HTTPChannel
+    from waitress.server import BaseWSGIServer, create_server
+
+    socket_map: dict[int, Any] = {}
+    server = create_server(app, map=socket_map, **listen, **opts.waitress_settings())
+
+    def channels() -> list[Any]:
+        return [d for d in socket_map.values() if isinstance(d, HTTPChannel)]
+
+    next_tick = 0.0
+    seen: dict[Any, tuple[Any, float]] = {}
+    while alive():
+        wasyncore.loop(timeout=_TICK, map=socket_map, use_poll=True, count=1)
+        now = time.time()
+        if now >= next_tick:
+            next_tick = now + _TICK
+            seen = _expire_clients(channels(), opts, now, seen)
+            tick()
+
+    # stop accepting (the other workers take the new connections), finish the requests
+    # received, then close
+    for listener in [d for d in socket_map.values() if isinstance(d, BaseWSGIServer)]:
+        listener.del_channel()
+        listener.socket.close()
+    deadline = time.monotonic() + graceful_timeout
+    while time.monotonic() < deadline and any(
+        ch.requests or ch.total_outbufs_len for ch in channels()
+    ):
+        wasyncore.loop(timeout=_TICK, map=socket_map, use_poll=True, count=1)
+        tick()
+    for ch in channels():
+        ch.handle_close()
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
+
+
+def _worker_class(opts: ServerOptions) -> type:
+    """A gunicorn worker class that serves with :func:`_run_waitress` and ``opts``."""
+    from gunicorn.workers.base import Worker
+
+    class WaitressWorker(Worker):  # type: ignore[misc]
+        """gunicorn worker: waitress' event loop and thread pool on the inherited sockets."""
+
+        def run(self) -> None:
+            ppid = self.ppid
+            _run_waitress(
+                self.wsgi,
+                opts,
+                sockets=[listener.sock for listener in self.sockets],
+                alive=lambda: self.alive and os.getppid() == ppid,
+                tick=self.notify,
+                graceful_timeout=self.cfg.graceful_timeout,
+            )
+
+    return WaitressWorker
+
+
+def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions) -> None:
     from gunicorn.app.base import BaseApplication
 
     if "numba" in sys.modules:
@@ -39,13 +258,17 @@ def _gunicorn(app: Any, host: str, port: int, workers: int) -> None:
         # binds the port sooner and forks nothing but plain Python state
         _warm_in_background(worker.wsgi)
 
+    worker_class = _worker_class(opts)
+
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
+            self.cfg.set("worker_class", worker_class)
+            self.cfg.set("threads", opts.threads)
             self.cfg.set("preload_app", True)  # read the data once, share it by fork
             self.cfg.set("accesslog", None)
-            self.cfg.set("timeout", 120)
+            self.cfg.set("timeout", opts.timeout)
             self.cfg.set("post_worker_init", post_worker_init)
 
         def load(self) -> Any:
@@ -74,7 +297,69 @@ def _gunicorn(app: Any, host: str, port: int, workers: int) -> None:
     help="Address to bind; the default serves this machine only.",
 )
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    envvar="GRIDGEO_WORKERS",
+    help="Worker processes (keep at least 2: one answers while gunicorn restarts the other).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=ServerOptions.threads,
+    show_default=True,
+    envvar="GRIDGEO_THREADS",
+    help="Threads per worker that run the app (slow clients use none).",
+)
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=ServerOptions.timeout,
+    show_default=True,
+    envvar="GRIDGEO_TIMEOUT",
+    help="Seconds of a silent worker before gunicorn restarts it.",
+)
+@click.option(
+    "--keepalive",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServerOptions.keepalive,
+    show_default=True,
+    envvar="GRIDGEO_KEEPALIVE",
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServerOptions.header_timeout,
+    show_default=True,
+    envvar="GRIDGEO_HEADER_TIMEOUT",
+    help="Seconds for a request line and its headers to arrive, from the first byte.",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServerOptions.body_timeout,
+    show_default=True,
+    envvar="GRIDGEO_BODY_TIMEOUT",
+    help="Seconds a request body may stall before the client is dropped.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=ServerOptions.max_connections,
+    show_default=True,
+    envvar="GRIDGEO_MAX_CONNECTIONS",
+    help="Open client connections per worker.",
+)
+@click.option(
+    "--trusted-proxy",
+    default=ServerOptions.trusted_proxy,
+    show_default=True,
+    envvar="GRIDGEO_TRUSTED_PROXY",
+    help="Reverse proxy whose X-Forwarded-Proto/-For are believed ('*' any, '' none).",
+)
 @click.option(
     "--api-key",
     default=None,
@@ -96,6 +381,13 @@ def serve_command(
     host: str,
     port: int,
     workers: int,
+    threads: int,
+    timeout: int,
+    keepalive: float,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
+    trusted_proxy: str | None,
     api_key: str | None,
     protect_locate: bool,
     cors: tuple[str, ...],
@@ -113,6 +405,16 @@ def serve_command(
         cors_origins=list(cors) or None,
         preload_heatmap=preload_heatmap or None,
     )
+    opts = ServerOptions(
+        threads=threads,
+        timeout=timeout,
+        keepalive=keepalive,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+        max_body_bytes=config.max_body_bytes,
+        trusted_proxy=trusted_proxy or None,
+    )
     app = create_app(config)
     click.echo(
         f"gridgeo serving on http://{host}:{port}/ (OGC API – Features at /collections, "
@@ -124,14 +426,13 @@ def serve_command(
         return
     if os.name != "nt":
         try:
-            _gunicorn(app, host, port, workers)
+            _gunicorn(app, host, port, workers, opts)
             return
         except ImportError:
             pass
-    from waitress import serve
-
     _warm_in_background(app)
-    serve(app, host=host, port=port, threads=max(4, workers * 4))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C stops it
+        _run_waitress(app, opts, alive=lambda: True, tick=lambda: None, host=host, port=port)
 
 
 def register(group: click.Group) -> None:
