@@ -10,6 +10,7 @@ import click
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import pytest
 import shapely
 from click.testing import CliRunner, Result
@@ -84,9 +85,10 @@ def test_gcj02_csv_with_chinese_headers_is_located_into_the_workspace(tmp_path) 
     shutil.copy(DEMO, ws)
     grids = gpd.read_file(ws, layer="grids")
     before = len(gpd.read_file(ws, layer="incidents"))
-    lon, lat = _inside(grids, 2, seed=3)
+    lon, lat = _inside(grids, 20, seed=3)  # over 1000 rows: the store's bulk path
     csv = tmp_path / "history.csv"
     table = _gcj_csv(csv, lon, lat, encoding="gbk")  # as Excel saves it on Chinese Windows
+    assert len(table) >= 1000
 
     result = _run(csv, "--data", ws, "--crs", "gcj02")
     assert _summary(result) == (len(table), len(table), 0)
@@ -104,8 +106,12 @@ def test_gcj02_csv_with_chinese_headers_is_located_into_the_workspace(tmp_path) 
     communities = gpd.read_file(ws, layer="communities")
     assert got["community_code"].tolist() == _brute_force_codes(communities, wx, wy)
     assert got["category"].tolist() == table["类别"].tolist()
-    # the layer stays a GeoPackage layer GDAL reads
+    # the layer stays a GeoPackage layer GDAL reads: its feature count, its R-tree
     assert len(gpd.read_file(ws, layer="incidents")) == before + len(table)
+    assert pyogrio.read_info(ws, layer="incidents")["features"] == before + len(table)
+    box = (wx.min(), wy.min(), wx.max(), wy.max())
+    seen = gpd.read_file(ws, layer="incidents", bbox=box, columns=["id"])["id"]
+    assert set(table["编号"]) <= set(seen)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "geojson"])

@@ -504,10 +504,14 @@ class GeoPackageStore(IncidentStore):
             now = _now()
             seqs = range(top + 1, top + 1 + n)
             # a large batch fills the R-tree in one pass instead of through GDAL's per-row
-            # trigger (five Python calls a row); the trigger is back before the commit
+            # trigger (five Python calls a row), and adds to GDAL's feature count once instead
+            # of an UPDATE a row (3/4 of the insert's time); triggers are back before the commit
             trigger = self._rtree_trigger(conn) if n >= _BULK_ROWS else None
             if trigger is not None:
                 conn.execute(f'DROP TRIGGER "{trigger[0]}"')
+            counter = self._trigger(conn, f"trigger_insert_feature_count_{TABLE}", n)
+            if counter is not None:
+                conn.execute(f'DROP TRIGGER "{counter[0]}"')
             try:
                 conn.executemany(sql, zip(blobs, *(values[c] for c in cols), seqs, [now] * n))
             except sqlite3.Error as err:
@@ -524,6 +528,13 @@ class GeoPackageStore(IncidentStore):
                     zip((r[0] for r in rows), x.tolist(), x.tolist(), y.tolist(), y.tolist()),
                 )
                 conn.execute(trigger[1])
+            if counter is not None:
+                conn.execute(
+                    "UPDATE gpkg_ogr_contents SET feature_count = feature_count + ? "
+                    "WHERE lower(table_name) = lower(?)",
+                    (len(new), TABLE),
+                )
+                conn.execute(counter[1])
             if new:
                 conn.execute(
                     "UPDATE gpkg_contents SET min_x = MIN(COALESCE(min_x, :x0), :x0), "
@@ -540,9 +551,15 @@ class GeoPackageStore(IncidentStore):
         """(name, SQL) of the R-tree's insert trigger, if the layer has the usual one."""
         if self._rtree is None:
             return None
+        return self._trigger(conn, f"{self._rtree}_insert", _BULK_ROWS)
+
+    @staticmethod
+    def _trigger(conn: sqlite3.Connection, name: str, n: int) -> tuple[str, str] | None:
+        """(name, SQL) of trigger ``name`` for a bulk batch of ``n`` rows, if it exists."""
+        if n < _BULK_ROWS:
+            return None
         row = conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
-            (f"{self._rtree}_insert",),
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
         ).fetchone()
         return (row[0], row[1]) if row else None
 
