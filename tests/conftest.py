@@ -108,3 +108,23 @@ def tiny_workspace() -> dict[str, gpd.GeoDataFrame]:
 
 # A throwaway PostgreSQL + PostGIS cluster (tests/pgcluster.py), for every test package.
 from pgcluster import postgresql, postgresql_cluster  # noqa: E402, F401
+
+# -- incident stores: every store test runs over each backend ------------------------------
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def store_url(request, tmp_path) -> str:
+    """Where a fresh incident store lives, for each backend (PostGIS: a throwaway cluster)."""
+    if request.param == "gpkg":
+        return str(tmp_path / "ws.gpkg")
+    return request.getfixturevalue("postgresql")
+
+
+@pytest.fixture
+def store(store_url):
+    """A fresh, empty incident store of each backend."""
+    from gridgeo.io import open_store
+
+    s = open_store(store_url)
+    yield s
+    s.close()

@@ -51,21 +51,6 @@ def incidents(n: int, *, prefix: str = "E", seed: int = 0) -> gpd.GeoDataFrame:
     )
 
 
-@pytest.fixture(params=["gpkg", "postgis"])
-def store_url(request, tmp_path) -> str:
-    """Where a fresh store lives, for each backend."""
-    if request.param == "gpkg":
-        return str(tmp_path / "ws.gpkg")
-    return request.getfixturevalue("postgresql")
-
-
-@pytest.fixture
-def store(store_url):
-    s = open_store(store_url)
-    yield s
-    s.close()
-
-
 # -- append, get, count ---------------------------------------------------------------------
 
 
