@@ -87,12 +87,17 @@ def _body_trickle_head() -> bytes:
 
 
 class Trickler:
-    """Connections that each send the next byte of their request every ``interval`` s."""
+    """Connections that each send the next byte of their request every ``interval`` s,
+    after its first ``at_once`` bytes at once."""
 
-    def __init__(self, port: int, requests_: list[bytes], *, interval: float = 0.05) -> None:
+    def __init__(
+        self, port: int, requests_: list[bytes], *, interval: float = 0.05, at_once: int = 0
+    ) -> None:
         self.socks = [socket.create_connection(("127.0.0.1", port)) for _ in requests_]
         self.todo = list(requests_)
-        self.sent = [0] * len(requests_)
+        for s, todo in zip(self.socks, self.todo):
+            s.sendall(todo[:at_once])
+        self.sent = [at_once] * len(requests_)
         self.interval = interval
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -159,19 +164,26 @@ def _response_length(raw: bytes) -> int:
     return sys.maxsize
 
 
-def _fast_requests(url: str, n: int) -> list[tuple[str, int, float, object]]:
-    """``n`` requests, each on a new connection: (what, status, seconds, JSON)."""
+def _fast_requests(url: str, n: int) -> list[tuple[str, object, float, object]]:
+    """Up to ``n`` requests, each on a new connection: (what, status, seconds, JSON).
+
+    A request that fails ends the list with the name of its error as its status.
+    """
     kinds = ["GET /locate", "GET /healthz", "POST /locate"]
-    out = []
+    out: list[tuple[str, object, float, object]] = []
     for i in range(n):
         kind = kinds[i % 3]
         t0 = time.perf_counter()
-        if kind == "GET /locate":
-            r = requests.get(url + LOCATE, timeout=30)
-        elif kind == "GET /healthz":
-            r = requests.get(url + "/healthz", timeout=30)
-        else:
-            r = requests.post(url + "/locate", json=POINTS, timeout=30)
+        try:
+            if kind == "GET /locate":
+                r = requests.get(url + LOCATE, timeout=10)
+            elif kind == "GET /healthz":
+                r = requests.get(url + "/healthz", timeout=10)
+            else:
+                r = requests.post(url + "/locate", json=POINTS, timeout=10)
+        except requests.RequestException as err:
+            out.append((kind, type(err).__name__, time.perf_counter() - t0, None))
+            break
         out.append((kind, r.status_code, time.perf_counter() - t0, r.json()))
     return out
 
@@ -203,13 +215,12 @@ def test_fast_clients_are_answered_while_64_slow_clients_trickle_in(server) -> N
             t.start()
         for t in threads:
             t.join()
+        done = [x for r in results for x in r]
+        assert [s for _, s, _, _ in done] == [200] * 200
         assert all(trickle.open()), "a slow client was dropped before its deadlines"
         assert all(0 < n < len(r) - 1 for n, r in zip(trickle.sent, slow))
         # a slow upload that completes is served like a fast one
         slow_answer = trickle.finish(40)
-    done = [x for r in results for x in r]
-    assert len(done) == 200
-    assert [s for _, s, _, _ in done] == [200] * 200
     by_kind = {kind: body for kind, _, _, body in done}
     assert by_kind["GET /healthz"] == {"status": "ok"}
     assert by_kind["GET /locate"]["grid"]["code"] == by_kind["POST /locate"]["results"]["grid"][0]
@@ -221,3 +232,85 @@ def test_fast_clients_are_answered_while_64_slow_clients_trickle_in(server) -> N
     assert p99 <= 0.100, f"p99 {p99 * 1000:.0f} ms of the fast requests (median " + (
         f"{np.median(latencies) * 1000:.0f} ms, max {latencies.max() * 1000:.0f} ms)"
     )
+
+
+# ---- the deadlines that drop slow clients ----------------------------------------------------
+
+DEADLINE = 2.0  # --header-timeout, --body-timeout and --keepalive of the server below
+
+
+@pytest.fixture(scope="module")
+def short_deadlines(tmp_path_factory) -> Iterator[str]:
+    seconds = str(DEADLINE)
+    options = ["--header-timeout", seconds, "--body-timeout", seconds, "--keepalive", seconds]
+    url, proc = _start(tmp_path_factory.mktemp("deadlines"), *options)
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _closed_after(socks: list[socket.socket], trickle: Trickler | None, limit: float) -> float:
+    """Seconds until every one of ``socks`` is closed by the server (inf: not by ``limit``)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if trickle is not None and not any(trickle.open()):
+            return time.monotonic() - t0
+        if trickle is None and not any(_is_open(s) for s in socks):
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return float("inf")
+
+
+def _is_open(s: socket.socket) -> bool:
+    try:
+        return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def test_headers_that_keep_trickling_past_the_header_timeout_are_dropped(short_deadlines) -> None:
+    port = int(short_deadlines.rsplit(":", 1)[1])
+    # a byte every 0.1 s: never idle, so only a deadline from the first byte stops it
+    with Trickler(port, [_header_trickle()] * 4, interval=0.1) as trickle:
+        took = _closed_after(trickle.socks, trickle, 4 * DEADLINE)
+        assert DEADLINE * 0.9 <= took <= DEADLINE + 1.5, took
+        assert all(0 < n < 100 for n in trickle.sent)
+    assert requests.get(short_deadlines + "/healthz", timeout=10).status_code == 200
+
+
+def test_a_steady_upload_outlives_the_body_timeout_and_a_stalled_one_does_not(
+    short_deadlines,
+) -> None:
+    port = int(short_deadlines.rsplit(":", 1)[1])
+    stalled = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    try:
+        for s in stalled:
+            s.sendall(_body_trickle_head() + _body()[:100])
+        head = _body_trickle_head()
+        with Trickler(port, [head + _body()] * 2, interval=0.1, at_once=len(head)) as steady:
+            took = _closed_after(stalled, None, 4 * DEADLINE)
+            assert DEADLINE * 0.9 <= took <= DEADLINE + 1.5, took
+            time.sleep(DEADLINE)
+            assert all(steady.open())  # 2 deadlines on, still uploading
+            answer = steady.finish(0)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    finally:
+        for s in stalled:
+            s.close()
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive(short_deadlines) -> None:
+    port = int(short_deadlines.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer) < _response_length(answer):
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200") and b"connection: close" not in answer.lower()
+        sock.settimeout(None)  # for _is_open's non-blocking peek
+        assert _is_open(sock)
+        took = _closed_after([sock], None, 4 * DEADLINE)
+        assert DEADLINE * 0.9 <= took <= DEADLINE + 1.5, took
