@@ -123,6 +123,17 @@ def _ranges(index: IncidentIndex, z: int, x: int, y: int) -> list[tuple[int, int
     return out
 
 
+def _check_address(z: int, x: int, y: int) -> None:
+    """An InputError for a tile address that does not exist."""
+    for name, v in (("z", z), ("x", x), ("y", y)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise InputError(f"tile {name} must be an integer, got {v!r}")
+    if not 0 <= z <= _MAX_ZOOM:
+        raise InputError(f"zoom {z} is out of range 0..{_MAX_ZOOM}")
+    if not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise InputError(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{2**z - 1}")
+
+
 def tile_version(index: IncidentIndex, z: int, x: int, y: int) -> str:
     """A digest of everything tile (z, x, y) is drawn from, for an ETag.
 
@@ -148,6 +159,7 @@ def tile_version(index: IncidentIndex, z: int, x: int, y: int) -> str:
     """
     import hashlib
 
+    _check_address(z, x, y)
     digest = hashlib.sha1(index.sample.epoch.encode())
     digest.update(repr(index.categories).encode())
     for lo, hi in _ranges(index, z, x, y):
@@ -238,13 +250,7 @@ def heat_tile(
     --------
     See the module docstring.
     """
-    for name, v in (("z", z), ("x", x), ("y", y)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-            raise InputError(f"tile {name} must be an integer, got {v!r}")
-    if not 0 <= z <= _MAX_ZOOM:
-        raise InputError(f"zoom {z} is out of range 0..{_MAX_ZOOM}")
-    if not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise InputError(f"tile {z}/{x}/{y} does not exist: x and y must be in 0..{2**z - 1}")
+    _check_address(z, x, y)
     if index.n and not index.sample.n:
         raise InputError("this incident index was built with tiles=False; rebuild it for tiles")
     mask = index.category_mask(category)

@@ -171,13 +171,16 @@ class HeatmapService:
         tile_cache: int = 4096,
         stats_cache: int = 64,
         locator: Any = None,
+        live: Any = None,
     ) -> None:
-        for name in ("incidents", "grids"):
+        needed = ("grids",) if live is not None else ("incidents", "grids")
+        for name in needed:
             if name not in layers:
                 raise InputError(f"the workspace has no '{name}' layer; heat maps need it")
         self.grids = layers["grids"]
-        self.incidents = layers["incidents"]
+        self.incidents = layers.get("incidents")
         self.locator = locator
+        self.live = live
         self.basemap = basemap_layers(basemap)
         self._tiles = _LRU(tile_cache)
         self._stats = _LRU(stats_cache)
@@ -190,7 +193,7 @@ class HeatmapService:
     @property
     def prepared(self) -> bool:
         """Whether the incident index exists yet."""
-        return self._ready is not None
+        return self._ready is not None and (self.live is None or self.live.prepared)
 
     def prepare(self) -> HeatmapService:
         """Build the incident index and the grid geometries now, if not built yet.
@@ -214,7 +217,11 @@ class HeatmapService:
         from gridgeo.analyze import IncidentIndex
 
         t0 = time.perf_counter()
-        index = IncidentIndex.build(self.incidents, grids=self.grids, locator=self.locator)
+        index = (
+            self.live.index
+            if self.live is not None
+            else IncidentIndex.build(self.incidents, grids=self.grids, locator=self.locator)
+        )
         wgs = self.grids.to_crs(4326)
         rounded = shapely.set_precision(wgs.geometry.to_numpy(), 1e-6, mode="pointwise")
         geometry = [json.loads(shapely.to_geojson(g)) for g in rounded]
@@ -228,14 +235,15 @@ class HeatmapService:
 
     @property
     def index(self) -> IncidentIndex:
-        """The incident index (built on first access)."""
-        return self._state().index
+        """The incident index (built on first access; with a live store, kept current)."""
+        ready = self._state()
+        return self.live.index if self.live is not None else ready.index
 
     @property
     def categories(self) -> list[str]:
         """Incident categories, in the index's order, without building the index."""
-        if self._ready is not None:
-            return self._ready.index.categories
+        if self._ready is not None or self.live is not None:
+            return self.index.categories
         if self._categories is None:
             from gridgeo.analyze.index import incident_categories
 
@@ -276,8 +284,13 @@ class HeatmapService:
         """A heat tile as PNG, with a strong ETag; 304 when the client has it."""
         self._only(params, _TILE_PARAMS)
         category, start, end = self._filters(params)
-        key = (z, x, y, category, start, end)
-        etag = '"' + hashlib.sha1(f"{self.index.fingerprint}{key}".encode()).hexdigest()[:20] + '"'
+        from gridgeo.analyze.heat import tile_version
+
+        index = self.index
+        # the ETag digests what the tile is drawn from: a new report elsewhere leaves it
+        # (and the browser's cached copy) valid, one inside or beside the tile changes it
+        key = (z, x, y, category, start, end, tile_version(index, z, x, y))
+        etag = '"' + hashlib.sha1(repr(key).encode()).hexdigest()[:20] + '"'
         headers = {
             "Content-Type": "image/png",
             "ETag": etag,
@@ -289,7 +302,7 @@ class HeatmapService:
         if png is None:
             from gridgeo.analyze import heat_tile
 
-            png = heat_tile(self.index, z, x, y, category=category, start=start, end=end)
+            png = heat_tile(index, z, x, y, category=category, start=start, end=end)
             self._tiles.put(key, png)
         return png, 200, headers
 
@@ -303,15 +316,18 @@ class HeatmapService:
             alpha = float(params.get("alpha") or 0.05)
         except ValueError as err:
             raise InputError(f"alpha must be a number, got {params.get('alpha')!r}") from err
-        key = (category, start, end, period, compare, alpha)
+        index = self.index
+        version = self.live.version if self.live is not None else index.fingerprint
+        key = (category, start, end, period, compare, alpha, version, _today())
         cached = self._stats.get(key)
         if cached is not None:
             return cached, 200, {"Content-Type": "application/geo+json"}
         from gridgeo.analyze import grid_stats, hotspots
 
         ready = self._state()
+        cases = self.live.open_cases() if self.live is not None else None
         s = grid_stats(
-            self.index,
+            index,
             self.grids,
             period=period,
             start=start,
@@ -335,6 +351,9 @@ class HeatmapService:
                 "gi_z": _num(row.gi_z),
                 "gi_p": _num(row.gi_p),
             }
+            if cases is not None:
+                props["open"] = int(cases.at[str(row.code), "open"])
+                props["overdue"] = int(cases.at[str(row.code), "overdue"])
             feats.append(
                 {
                     "type": "Feature",
@@ -352,6 +371,9 @@ class HeatmapService:
             "category": category,
             "alpha": alpha,
         }
+        if self.live is not None:
+            body["overdueDays"] = self.live.days
+            body["cursor"] = self.live.cursor
         self._stats.put(key, body)
         return body, 200, {"Content-Type": "application/geo+json"}
 
@@ -366,8 +388,10 @@ class HeatmapService:
         # ends on 31 December), compared with the year before it
         year_before = pd.Timestamp(last) - pd.DateOffset(years=1) + pd.Timedelta(days=1)
         start = day_str(max(to_day(year_before, "start"), to_day(ready.first_day or last, "start")))
+        index = self.index
         config = {
-            "categories": ready.index.categories,
+            "categories": index.categories,
+            "live": self.live is not None,
             "basemap": self.basemap,
             "bounds": ready.bounds,
             "focus": ready.focus,
@@ -379,7 +403,7 @@ class HeatmapService:
             start=start,
             end=last,
             first=ready.first_day or last,
-            total=f"{ready.index.n:,}",
+            total=f"{index.n:,}",
         )
         return html, 200, {"Content-Type": "text/html; charset=utf-8"}
 
@@ -406,6 +430,11 @@ def _focus(wgs: gpd.GeoDataFrame, index: IncidentIndex, key: str = "code") -> li
     codes = np.asarray(index.grid_codes, dtype=object)[held].astype(str)
     sel = wgs[wgs[key].astype(str).isin(codes).to_numpy()]
     return [round(float(v), 6) for v in sel.total_bounds]
+
+
+def _today() -> str:
+    """Today's date: overdue counts change at midnight, so cached statistics must too."""
+    return pd.Timestamp.now(tz="Asia/Shanghai").strftime("%Y-%m-%d")
 
 
 def _num(v: Any) -> float | None:
