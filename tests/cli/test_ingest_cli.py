@@ -63,6 +63,10 @@ def _brute_force_codes(zones: gpd.GeoDataFrame, x: np.ndarray, y: np.ndarray) ->
     return out.tolist()
 
 
+#: Descriptions that CSV and COPY must carry through unchanged (None: missing).
+TRICKY = ["楼道堆物, 占用通道", 'he said "no"', "第一行\n第二行", "\\N", "", None]
+
+
 def _gcj_csv(path: Path, lon: np.ndarray, lat: np.ndarray, *, encoding: str) -> pd.DataFrame:
     """A CSV as exported from a phone app: GCJ-02 coordinates, Chinese headers."""
     gx, gy = from_wgs84(lon, lat, "gcj02")
@@ -74,6 +78,7 @@ def _gcj_csv(path: Path, lon: np.ndarray, lat: np.ndarray, *, encoding: str) -> 
             "上报时间": "2025-03-01 08:00",
             "经度": gx,
             "纬度": gy,
+            "描述": np.resize(np.array(TRICKY, dtype=object), n),
         }
     )
     table.to_csv(path, index=False, encoding=encoding)
@@ -176,6 +181,10 @@ def test_into_postgis_with_zones_from_the_workspace(tmp_path, tiny_gpkg, postgre
         got = store.query().set_index("id").loc[table["编号"]]
     wx, wy = to_wgs84(table["经度"].to_numpy(), table["纬度"].to_numpy(), "gcj02")
     assert got["grid_code"].tolist() == _brute_force_codes(grids, wx, wy)
+    np.testing.assert_array_equal(got.geometry.x, wx)  # COPY carries doubles exactly
+    np.testing.assert_array_equal(got["lat"], table["纬度"])
+    expected = [d if isinstance(d, str) and d else None for d in table["描述"]]  # blank: missing
+    assert got["description"].tolist() == expected
     beats = gpd.read_file(tiny_gpkg, layer="beats")
     assert got["beat_code"].tolist() == _brute_force_codes(beats, wx, wy)
     # the workspace only lent its zones
