@@ -314,3 +314,16 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keepalive(short_deadl
         assert _is_open(sock)
         took = _closed_after([sock], None, 4 * DEADLINE)
         assert DEADLINE * 0.9 <= took <= DEADLINE + 1.5, took
+
+
+def test_the_trusted_proxys_scheme_makes_the_links(short_deadlines) -> None:
+    # nginx on this machine sets X-Forwarded-Proto (docs/deploy.md); gunicorn's own workers
+    # believed it from 127.0.0.1 too
+    accept = {"Accept": "application/json"}
+    plain = requests.get(short_deadlines + "/", headers=accept, timeout=10).json()
+    behind = requests.get(
+        short_deadlines + "/", headers={**accept, "X-Forwarded-Proto": "https"}, timeout=10
+    ).json()
+    hrefs = [link["href"] for link in plain["links"]]
+    assert hrefs and all(h.startswith("http://127.0.0.1:") for h in hrefs)
+    assert [link["href"] for link in behind["links"]] == ["https" + h[4:] for h in hrefs]
