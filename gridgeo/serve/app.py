@@ -10,24 +10,18 @@ kernels, which the server runs in each worker once it accepts requests.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, request, send_from_directory
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from gridgeo.errors import GridGeoError, NotFound, Unauthorized
+from gridgeo.errors import GridGeoError, Unauthorized
 from gridgeo.serve.config import ServiceConfig, default_data_path
-from gridgeo.serve.features import FeatureService
-from gridgeo.serve.heatmap import HeatmapService
-from gridgeo.serve.lookup import LookupService
-from gridgeo.serve.openapi import openapi
-from gridgeo.serve.pages import html_response, prefers_html, to_html
 
-__all__ = ["SERVED_LAYERS", "create_app", "load_layers", "warm_up"]
+__all__ = ["SERVED_LAYERS", "create_app", "load_layers", "open_service_store", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -51,32 +45,48 @@ def load_layers(config: ServiceConfig) -> dict[str, Any]:
     if path is not None:
         from gridgeo.io import read_workspace
 
-        return read_workspace(path, only=SERVED_LAYERS)
+        # with a store (the workspace itself by default) incidents are read from it, live
+        live = _store_target(config, warn=False)
+        return read_workspace(
+            path, only=tuple(n for n in SERVED_LAYERS if not (live and n == "incidents"))
+        )
     from gridgeo.datasets import demo_county
 
     log.warning("no workspace file given or bundled; serving a demo county built in memory")
     return demo_county(seed=0)
 
 
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    headers = dict(headers or {})
-    ctype = headers.pop("Content-Type", "application/json")
-    if isinstance(body, str):
-        return Response(body, status=status, headers=headers, content_type=ctype)
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return Response(text, status=status, headers=headers, content_type=ctype)
+#: The demo workspace bundled with the source: served read-only, never migrated into a store.
+BUNDLED_DEMO = Path(__file__).resolve().parents[2] / "data" / "demo.gpkg"
 
 
-def _problem(status: int, code: str, description: str) -> Response:
-    body = {
-        "code": code,
-        "description": description,
-        "type": "about:blank",
-        "title": code,
-        "status": status,
-        "detail": description,
-    }
-    return _json(body, status, {"Content-Type": "application/problem+json"})
+def _store_target(config: ServiceConfig, *, warn: bool) -> str | None:
+    """Where the service's incident store is: ``config.store``, else the workspace."""
+    target = config.store or (str(config.data) if config.data else None)
+    if target is not None and not config.store and Path(target).resolve() == BUNDLED_DEMO:
+        if warn:
+            log.warning(
+                "serving the bundled demo %s read-only (no incident store, POST is refused); "
+                "copy it (cp data/demo.gpkg county.gpkg) and serve the copy to take reports",
+                BUNDLED_DEMO,
+            )
+        return None
+    return target
+
+
+def open_service_store(config: ServiceConfig) -> Any:
+    """The incident store the service writes to, or None (see ``ServiceConfig.store``).
+
+    The workspace itself is the store unless ``config.store`` names another;
+    the bundled demo (``data/demo.gpkg`` of the source tree) is not written to:
+    serve a copy of it to take reports.
+    """
+    target = _store_target(config, warn=True)
+    if target is None:
+        return None
+    from gridgeo.io.store import open_store
+
+    return open_store(target)
 
 
 def create_app(
@@ -84,6 +94,7 @@ def create_app(
     *,
     layers: dict[str, Any] | None = None,
     locator: Any = None,
+    store: Any = None,
 ) -> Flask:
     """Build the service.
 
@@ -96,63 +107,96 @@ def create_app(
     locator
         A ready :class:`~gridgeo.assign.Locator` (else loaded from
         ``config.locator`` or built from the layers).
+    store
+        A ready :class:`~gridgeo.io.store.IncidentStore` (else opened from
+        ``config.store``, or the workspace ``config.data``). With a store, the
+        ``incidents`` collection, the heat map and the statistics are live and
+        ``POST /collections/incidents/items`` takes reports.
 
     Returns
     -------
     flask.Flask
     """
     from gridgeo.assign import Locator
+    from gridgeo.serve.routes import cores
+    from gridgeo.serve.routes.heatmap import static_blueprint
 
     config = config or ServiceConfig.from_env()
     t0 = time.perf_counter()
     layers = layers if layers is not None else load_layers(config)
     if locator is None:
         locator = Locator.load(config.locator) if config.locator else Locator.from_workspace(layers)
-    features = FeatureService(layers, max_limit=config.max_limit, title="gridgeo 网格化服务管理")
-    lookup = LookupService(locator, max_batch=config.max_batch)
-    heat = (
-        HeatmapService(layers, basemap=config.basemap, locator=locator)
-        if "incidents" in layers and "grids" in layers
-        else None
-    )
-    if heat is not None and config.preload_heatmap:
-        heat.prepare()
+    if store is None:
+        store = open_service_store(config)
+    ctx = _context(config, layers, locator, store)
+    if ctx.heatmap is not None and config.preload_heatmap:
+        ctx.heatmap.prepare()
     log.info("service ready in %.2f s", time.perf_counter() - t0)
 
     app = Flask("gridgeo.serve")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.config["GRIDGEO"] = {
-        "config": config,
-        "features": features,
-        "lookup": lookup,
-        "layers": layers,
-        "locator": locator,
-        "heatmap": heat,
-    }
+    app.extensions["gridgeo"] = ctx
+    for core in cores():
+        if core.enabled(ctx) or core.ALWAYS_ROUTED:
+            app.register_blueprint(core.blueprint())
+        if core.enabled(ctx):
+            ctx.conformance.extend(core.CONFORMANCE)
+    app.register_blueprint(static_blueprint())
+    _service_routes(app, ctx)
+    return app
 
-    def base() -> str:
-        return request.url_root.rstrip("/")
 
-    def params() -> dict[str, str]:
-        dup = [k for k in request.args if len(request.args.getlist(k)) > 1]
-        if dup:
-            raise GridGeoErrorBadRequest(f"parameter(s) {dup} given more than once")
-        return request.args.to_dict()
+def _context(config: ServiceConfig, layers: dict[str, Any], locator: Any, store: Any) -> Any:
+    """Build the cores over the layers, the locator and the store."""
+    from gridgeo.serve.features import FeatureService
+    from gridgeo.serve.heatmap import HeatmapService
+    from gridgeo.serve.incidents import IncidentService
+    from gridgeo.serve.lookup import LookupService
+    from gridgeo.serve.web import ServiceContext
 
-    def wants_html(p: dict[str, str]) -> bool:
-        f = p.pop("f", None)
-        if f not in (None, "json", "html"):
-            raise GridGeoErrorBadRequest(f"parameter 'f' must be 'json' or 'html', got {f!r}")
-        if f is not None:
-            return f == "html"
-        return prefers_html(request.headers.get("Accept"))
+    features = FeatureService(
+        layers,
+        max_limit=config.max_limit,
+        title="gridgeo 网格化服务管理",
+        stores={"incidents": store} if store is not None else None,
+    )
+    live = heat = incidents = None
+    if store is not None:
+        from gridgeo.analyze.deadlines import WorkCalendar
+        from gridgeo.analyze.live import LiveIncidents
 
-    def reply(result: tuple[Any, int, dict[str, str]], html: bool, title: str) -> Response:
-        body, status, headers = result
-        if html:
-            page, status, headers = html_response(result, title, root=base())
-            return Response(page, status=status, headers=headers)
-        return _json(body, status, headers)
+        incidents = IncidentService(store, locator, max_features=config.max_features)
+        if "grids" in layers:
+            live = LiveIncidents(
+                store,
+                grids=layers["grids"],
+                locator=locator,
+                interval=config.live_interval,
+                calendar=WorkCalendar(holidays=config.holidays, workdays=config.workdays),
+                days=config.overdue_days,
+            )
+    if "grids" in layers and (live is not None or "incidents" in layers):
+        heat = HeatmapService(layers, basemap=config.basemap, locator=locator, live=live)
+    return ServiceContext(
+        config=config,
+        layers=layers,
+        locator=locator,
+        features=features,
+        lookup=LookupService(locator, max_batch=config.max_batch),
+        heatmap=heat,
+        incidents=incidents,
+        live=live,
+        store=store,
+    )
+
+
+def _service_routes(app: Flask, ctx: Any) -> None:
+    """What belongs to the service as a whole: auth, CORS, errors, /api, /healthz."""
+    from gridgeo.serve.openapi import openapi
+    from gridgeo.serve.pages import to_html
+    from gridgeo.serve.web import base_url, json_response, problem
+
+    config = ctx.config
 
     @app.before_request
     def guard() -> None:
@@ -176,13 +220,18 @@ def create_app(
         allowed = config.cors_origins
         if origin and allowed and ("*" in allowed or origin in allowed):
             resp.headers["Access-Control-Allow-Origin"] = "*" if "*" in allowed else origin
-            resp.headers["Access-Control-Allow-Headers"] = "Content-Type, X-API-Key, Authorization"
-            resp.headers["Vary"] = "Origin"
+            resp.headers["Access-Control-Allow-Headers"] = (
+                "Content-Type, Content-Crs, X-API-Key, Authorization"
+            )
+            resp.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, OPTIONS"
+            resp.vary.add("Origin")
         return resp
 
     @app.errorhandler(GridGeoError)
     def on_error(err: GridGeoError) -> Response:
-        return _problem(err.status, err.code, str(err))
+        resp = problem(err.status, err.code, str(err))
+        resp.headers.update(getattr(err, "headers", None) or {})
+        return resp
 
     @app.errorhandler(HTTPException)
     def on_http(err: HTTPException) -> Response:
@@ -192,44 +241,40 @@ def create_app(
         desc = err.description or err.name
         if err.code == 413:
             desc = f"request body larger than {config.max_body_bytes} bytes"
-        resp = _problem(err.code or 500, code, desc)
+        resp = problem(err.code or 500, code, desc)
         allow = getattr(err, "valid_methods", None)
         if err.code == 405 and allow:  # RFC 9110: a 405 lists the methods that are allowed
             resp.headers["Allow"] = ", ".join(sorted(allow))
         return resp
 
+    if ctx.incidents is None:
+
+        @app.errorhandler(405)
+        def no_store(err: HTTPException) -> Response:
+            if request.path.startswith("/collections/incidents/items") and request.method in (
+                "POST",
+                "PATCH",
+            ):
+                err.description = (
+                    "this service has no incident store, so it cannot take reports: serve a "
+                    "workspace with --data WORKSPACE.gpkg (the workspace is the store) or "
+                    "give --store postgresql://…"
+                )
+            return on_http(err)
+
     @app.errorhandler(Exception)
     def on_bug(err: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _problem(500, "ServerError", "internal error; it has been logged")
-
-    @app.get("/")
-    def landing() -> Response:
-        p = params()
-        body, status, headers = features.landing(base())
-        if heat is not None:
-            body = {
-                **body,
-                "links": [
-                    *body["links"],
-                    {
-                        "rel": "alternate",
-                        "type": "text/html",
-                        "title": "事件热力图 (incident heat map)",
-                        "href": base() + "/heatmap",
-                    },
-                ],
-            }
-        return reply((body, status, headers), wants_html(p), "gridgeo")
+        return problem(500, "ServerError", "internal error; it has been logged")
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     @app.get("/api")
     def api() -> Response:
-        return _json(
-            openapi(features, base(), categories=heat.categories if heat else None),
+        return json_response(
+            openapi(ctx, base_url()),
             200,
             {"Content-Type": "application/vnd.oai.openapi+json;version=3.0"},
         )
@@ -237,87 +282,9 @@ def create_app(
     @app.get("/api.html")
     def api_html() -> Response:
         return Response(
-            to_html(
-                openapi(features, base(), categories=heat.categories if heat else None)["paths"],
-                "gridgeo API",
-            ),
+            to_html(openapi(ctx, base_url())["paths"], "gridgeo API"),
             content_type="text/html; charset=utf-8",
         )
-
-    @app.get("/conformance")
-    def conformance() -> Response:
-        p = params()
-        return reply(features.conformance(), wants_html(p), "Conformance")
-
-    @app.get("/collections")
-    def collections() -> Response:
-        p = params()
-        return reply(features.collections_doc(base()), wants_html(p), "Collections")
-
-    @app.get("/collections/<cid>")
-    def collection(cid: str) -> Response:
-        p = params()
-        return reply(features.collection_doc(cid, base()), wants_html(p), cid)
-
-    @app.get("/collections/<cid>/items")
-    def items(cid: str) -> Response:
-        p = params()
-        html = wants_html(p)
-        return reply(features.items(cid, p, base()), html, f"{cid} items")
-
-    @app.get("/collections/<cid>/items/<fid>")
-    def item(cid: str, fid: str) -> Response:
-        p = params()
-        html = wants_html(p)
-        return reply(features.item(cid, fid, p, base()), html, f"{cid} {fid}")
-
-    @app.get("/locate")
-    def locate_get() -> Response:
-        return _json(*lookup.locate_get(params()))
-
-    @app.post("/locate")
-    def locate_post() -> Response:
-        accept = request.headers.get("Accept", "application/json")
-        return _json(
-            *lookup.locate_post(
-                request.get_data(cache=False), request.content_type or "", accept, params()
-            )
-        )
-
-    static = Path(__file__).parent / "static"
-
-    def heatmap_service() -> HeatmapService:
-        if heat is None:
-            raise NotFound("this workspace has no incidents (or no grids): no heat map")
-        return heat
-
-    @app.get("/heatmap")
-    def heatmap_page() -> Response:
-        body, status, headers = heatmap_service().page(params())
-        return Response(body, status=status, headers=headers)
-
-    @app.get("/favicon.ico")
-    def favicon() -> Response:
-        return send_from_directory(static, "favicon.ico", max_age=86400)
-
-    @app.get("/heatmap/static/<path:name>")
-    def heatmap_static(name: str) -> Response:
-        # send_from_directory refuses paths that leave the folder
-        resp = send_from_directory(static, name, max_age=86400)
-        return resp
-
-    @app.get("/heatmap/tiles/<int:z>/<int:x>/<int:y>.png")
-    def heatmap_tile(z: int, x: int, y: int) -> Response:
-        body, status, headers = heatmap_service().tile(
-            z, x, y, params(), request.headers.get("If-None-Match")
-        )
-        return Response(body, status=status, headers=headers)
-
-    @app.get("/stats/grids")
-    def stats_grids() -> Response:
-        return _json(*heatmap_service().stats(params()))
-
-    return app
 
 
 def warm_up(app: Flask) -> float:
@@ -347,13 +314,6 @@ def warm_up(app: Flask) -> float:
     >>> warm_up(create_app(ServiceConfig(), layers={"grids": grids})) >= 0
     True
     """
-    took = float(app.config["GRIDGEO"]["locator"].warm_up())
+    took = float(app.extensions["gridgeo"].locator.warm_up())
     log.info("lookup kernels loaded in %.2f s", took)
     return took
-
-
-class GridGeoErrorBadRequest(GridGeoError):
-    """A malformed request (duplicate or badly formed parameter)."""
-
-    status = 400
-    code = "InvalidParameterValue"

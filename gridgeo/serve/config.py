@@ -46,6 +46,20 @@ class ServiceConfig:
     basemap
         XYZ tile URL template for the map pages (e.g. 天地图 with its ``tk``);
         ``None`` draws on a plain background, which works offline.
+    store
+        Where incidents are kept and ingested: a ``postgresql://`` URL or a
+        GeoPackage path. ``None``: the workspace ``data`` itself when one was
+        given (the bundled demo is never written: it has no store).
+    max_features
+        Most features in one POSTed FeatureCollection.
+    overdue_days
+        Working days to close a case before it counts as overdue (1-5-10: 5).
+    holidays, workdays
+        Public holidays, and weekend days worked in their place (调休), for
+        the overdue count (ISO dates).
+    live_interval
+        Seconds between two polls of the store by a worker (freshness of the
+        heat map and statistics).
     preload_heatmap
         Build the heat-map incident index at start-up (before the server forks
         its workers, which then share it) instead of on the first heat-map
@@ -62,6 +76,12 @@ class ServiceConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     max_limit: int = 10_000
     basemap: str | None = None
+    store: str | None = None
+    max_features: int = 10_000
+    overdue_days: int = 5
+    holidays: list[str] = field(default_factory=list)
+    workdays: list[str] = field(default_factory=list)
+    live_interval: float = 0.5
     preload_heatmap: bool = False
 
     @classmethod
@@ -81,6 +101,9 @@ class ServiceConfig:
             protect_locate=env.get("GRIDGEO_PROTECT_LOCATE", "") in ("1", "true", "yes"),
             cors_origins=[o for o in env.get("GRIDGEO_CORS", "").split(",") if o],
             basemap=env.get("GRIDGEO_BASEMAP") or None,
+            store=env.get("GRIDGEO_STORE") or None,
+            holidays=[d for d in env.get("GRIDGEO_HOLIDAYS", "").split(",") if d],
+            workdays=[d for d in env.get("GRIDGEO_WORKDAYS", "").split(",") if d],
             preload_heatmap=env.get("GRIDGEO_PRELOAD_HEATMAP", "") in ("1", "true", "yes"),
         )
         for key, value in overrides.items():

@@ -22,7 +22,7 @@ from gridgeo.codes import DEPARTMENTS
 from gridgeo.crs import metric_crs
 from gridgeo.errors import InputError, NotFound
 
-__all__ = ["CRS84", "Collection", "FeatureService", "Response"]
+__all__ = ["CRS84", "Collection", "FeatureService", "Response", "StoreCollection"]
 
 Response = tuple[Any, int, dict[str, str]]
 
@@ -47,6 +47,24 @@ _TITLES = {
 
 def _uri(epsg: int) -> str:
     return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
+
+
+@dataclass
+class StoreCollection:
+    """A collection served from an incident store (live: every request reads the store)."""
+
+    id: str
+    title: str
+    store: Any
+    extent: list[float]
+    id_column: str = "id"
+    time_column: str | None = "reported_at"
+    queryables: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from gridgeo.io.store.base import FILTER_COLUMNS
+
+        self.queryables = [c for c in FILTER_COLUMNS if c != "id"]
 
 
 @dataclass
@@ -94,6 +112,14 @@ def _collections(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, Collection]:
     if "incidents" in layers:
         add("incidents", _TITLES["incidents"], layers["incidents"], "id", "reported_at")
     return out
+
+
+def _box(extents: list[list[float]]) -> list[float]:
+    """The union of ``[minx, miny, maxx, maxy]`` boxes (a unit box when there are none)."""
+    if not extents:
+        return [0.0, 0.0, 1.0, 1.0]
+    a = np.asarray(extents, dtype=float)
+    return [float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())]
 
 
 def _int(params: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -152,22 +178,20 @@ class FeatureService:
         *,
         max_limit: int = 10_000,
         title: str = "gridgeo",
+        stores: dict[str, Any] | None = None,
     ) -> None:
-        self.collections = _collections(layers)
+        stores = stores or {}
+        self.collections: dict[str, Collection | StoreCollection] = dict(
+            _collections({k: v for k, v in layers.items() if k not in stores})
+        )
+        if stores:
+            box = _box([c.extent for c in self.collections.values()])
+            for cid, store in stores.items():
+                self.collections[cid] = StoreCollection(cid, _TITLES.get(cid, cid), store, box)
         self.max_limit = max_limit
         self.title = title
-        bounds = [c.extent for c in self.collections.values()]
-        box = (
-            (
-                min(b[0] for b in bounds),
-                min(b[1] for b in bounds),
-                max(b[2] for b in bounds),
-                max(b[3] for b in bounds),
-            )
-            if bounds
-            else (0, 0, 1, 1)
-        )
-        gk = metric_crs(box).to_epsg() or 4326
+        box = _box([c.extent for c in self.collections.values()])
+        gk = metric_crs(tuple(box)).to_epsg() or 4326
         self.crs_list = [CRS84, _uri(4326), _uri(4490), _uri(gk)]
         self._crs = {
             CRS84: pyproj.CRS("OGC:CRS84"),
@@ -178,7 +202,7 @@ class FeatureService:
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def collection(self, cid: str) -> Collection:
+    def collection(self, cid: str) -> Collection | StoreCollection:
         try:
             return self.collections[cid]
         except KeyError:
@@ -272,7 +296,7 @@ class FeatureService:
                 ],
             ),
         }
-        if c.time_column:
+        if c.time_column and isinstance(c, Collection):
             times = c.gdf[c.time_column]
             doc["extent"]["temporal"] = {
                 "interval": [[times.min().isoformat() + "Z", times.max().isoformat() + "Z"]]
@@ -309,7 +333,7 @@ class FeatureService:
         crs_uri, crs = self._crs_of(params.get("crs"), "crs")
         if "bbox-crs" in params:
             self._crs_of(params["bbox-crs"], "bbox-crs")  # validated even without a bbox
-        mask = np.ones(len(c.gdf), dtype=bool)
+        region = None
         if "bbox" in params:
             bb = _floats(params["bbox"], "bbox", (4,))
             x0, y0, x1, y1 = bb
@@ -318,11 +342,8 @@ class FeatureService:
                 x0, y0, x1, y1 = y0, x0, y1, x1
             if x0 > x1 or y0 > y1:
                 raise InputError(f"parameter 'bbox': min must not exceed max, got {params['bbox']}")
-            box = gpd.GeoSeries([shapely.box(x0, y0, x1, y1)], crs=bcrs).to_crs("EPSG:4326")
-            hits = c.gdf.sindex.query(box.iloc[0], predicate="intersects")
-            sel = np.zeros(len(c.gdf), dtype=bool)
-            sel[hits] = True
-            mask &= sel
+            region = gpd.GeoSeries([shapely.box(x0, y0, x1, y1)], crs=bcrs).to_crs("EPSG:4326")
+        t0 = t1 = None
         if "datetime" in params:
             if params["datetime"] == "":
                 raise InputError("parameter 'datetime' is empty; give an instant or interval")
@@ -332,18 +353,38 @@ class FeatureService:
             start, _, end = raw.partition("/")
             t0 = _time(start)
             t1 = _time(end) if "/" in raw else t0
-            times = c.gdf[c.time_column]
-            if t0 is not None:
-                mask &= (times >= t0).to_numpy()
-            if t1 is not None:
-                mask &= (times <= t1).to_numpy()
+        props = {}
         for prop in set(params) & set(c.queryables):
             if params[prop] == "":
                 raise InputError(f"parameter '{prop}' is empty; give a value or omit it")
-            mask &= (c.gdf[prop].astype(str) == params[prop]).to_numpy()
-        idx = np.flatnonzero(mask)
-        matched = len(idx)
-        page = c.gdf.iloc[idx[offset : offset + limit]]
+            props[prop] = params[prop]
+        if isinstance(c, StoreCollection):
+            # the store's times are instants: the parsed (naive UTC) bounds, end inclusive
+            filters = {
+                "bbox": tuple(region.iloc[0].bounds) if region is not None else None,
+                "start": None if t0 is None else t0.tz_localize("UTC"),
+                "end": None if t1 is None else t1.tz_localize("UTC") + pd.Timedelta(1, "us"),
+                "where": props or None,
+            }
+            matched = c.store.count(**filters)
+            page = c.store.query(**filters, limit=limit, offset=offset).to_crs("EPSG:4326")
+        else:
+            mask = np.ones(len(c.gdf), dtype=bool)
+            if region is not None:
+                hits = c.gdf.sindex.query(region.iloc[0], predicate="intersects")
+                sel = np.zeros(len(c.gdf), dtype=bool)
+                sel[hits] = True
+                mask &= sel
+            times = c.gdf[c.time_column] if c.time_column else None
+            if t0 is not None and times is not None:
+                mask &= (times >= t0).to_numpy()
+            if t1 is not None and times is not None:
+                mask &= (times <= t1).to_numpy()
+            for prop, value in props.items():
+                mask &= (c.gdf[prop].astype(str) == value).to_numpy()
+            idx = np.flatnonzero(mask)
+            matched = len(idx)
+            page = c.gdf.iloc[idx[offset : offset + limit]]
         feats = self._features(c, page, crs)
         q = {k: v for k, v in params.items() if k not in ("offset", "f")}
         links = [
@@ -380,12 +421,16 @@ class FeatureService:
             "title": rel,
         }
 
-    def _features(self, c: Collection, page: gpd.GeoDataFrame, crs: pyproj.CRS) -> list[dict]:
+    def _features(
+        self, c: Collection | StoreCollection, page: gpd.GeoDataFrame, crs: pyproj.CRS
+    ) -> list[dict]:
         geoms = self._transform(page.geometry, crs)
         digits = 7 if crs.is_geographic else 3
         props = pd.DataFrame(page.drop(columns=page.geometry.name))
         for col in props.columns:
-            if pd.api.types.is_datetime64_any_dtype(props[col]):
+            if isinstance(props[col].dtype, pd.DatetimeTZDtype):  # instants: in UTC
+                props[col] = props[col].dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            elif pd.api.types.is_datetime64_any_dtype(props[col]):
                 props[col] = props[col].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         records = json.loads(props.to_json(orient="records", force_ascii=False))
         out = []
@@ -409,9 +454,15 @@ class FeatureService:
         if unknown:
             raise InputError(f"unknown parameter(s) {unknown}; allowed: ['crs', 'f']")
         crs_uri, crs = self._crs_of(params.get("crs"), "crs")
-        if fid not in c.ids:
+        if isinstance(c, StoreCollection):
+            row = c.store.query(where={"id": fid}).to_crs("EPSG:4326")
+            if row.empty:
+                raise NotFound(f"feature '{fid}' does not exist in collection '{cid}'")
+        elif fid not in c.ids:
             raise NotFound(f"feature '{fid}' does not exist in collection '{cid}'")
-        feat = self._features(c, c.gdf.iloc[[c.ids[fid]]], crs)[0]
+        else:
+            row = c.gdf.iloc[[c.ids[fid]]]
+        feat = self._features(c, row, crs)[0]
         feat["links"] = [
             {
                 "href": f"{base}/collections/{cid}/items/{fid}",

@@ -41,6 +41,8 @@ _ACCEPTED = ", ".join(f"{a}/{b}" for a, b in COORDINATE_NAMES)
 
 
 def _crs(raw: str | None) -> str:
+    if raw is not None and not raw.strip():
+        raise CRSError(f"parameter 'crs' is empty; use one of {list(_CRS_NAMES)} or omit it")
     name = (raw or "wgs84").strip().lower()
     try:
         norm = normalize_crs(name)
@@ -396,6 +398,9 @@ def _feature_echo(f: dict[str, Any], i: int) -> dict[str, Any]:
         raise InputError(f"feature {i} has 'properties' that are not an object: {props!r}")
     if "id" not in f:
         return props
+    fid = f["id"]
+    if isinstance(fid, bool) or not isinstance(fid, (str, int, float)):
+        raise InputError(f"feature {i} has an 'id' that is not a string or a number: {fid!r}")
     if "id" in props and props["id"] != f["id"]:
         raise InputError(
             f"feature {i} has 'id' {f['id']!r} and an 'id' property {props['id']!r}; "

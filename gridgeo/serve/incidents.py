@@ -1,0 +1,417 @@
+"""Ingestion: OGC API – Features Part 4 (create, update) on ``/collections/incidents/items``.
+
+Framework-free: each handler takes the raw request parts and returns
+``(body, status, headers)``; :mod:`gridgeo.serve.routes.incidents` is the Flask
+layer. A report is parsed, validated as a whole (all or nothing), located and
+routed (:func:`gridgeo.assign.ingest.locate_for_store`), then appended to the
+store in one transaction; the answer carries the codes, so the dispatcher
+learns in one call where to send it.
+
+* ``POST`` a GeoJSON ``Feature`` → ``201`` with ``Location``; an ``id`` already
+  stored (a retried POST of the same work order) → ``200`` with the stored
+  feature, nothing created.
+* ``POST`` a ``FeatureCollection`` of up to ``max_features`` → one transaction;
+  ``201`` when anything was created, ``200`` when everything was stored already.
+* ``PATCH /collections/incidents/items/{id}`` with ``{"status": "派遣"}`` (or a
+  Feature whose properties hold ``status``) moves the lifecycle on.
+
+Examples
+--------
+>>> import json, os, tempfile, geopandas as gpd, shapely
+>>> from gridgeo.assign import Locator
+>>> from gridgeo.io.store import open_store
+>>> box = shapely.box(114.9, 25.3, 115.0, 25.4)
+>>> loc = Locator({"grid": gpd.GeoDataFrame({"code": ["G1"]}, geometry=[box], crs=4490)})
+>>> svc = IncidentService(open_store(os.path.join(tempfile.mkdtemp(), "ws.gpkg")), loc)
+>>> feature = {"type": "Feature", "id": "12345-0001",
+...     "geometry": {"type": "Point", "coordinates": [114.95, 25.35]},
+...     "properties": {"category": "噪音", "reported_at": "2025-03-01T08:00:00+08:00"}}
+>>> body, status, headers = svc.create(json.dumps(feature).encode(), "application/geo+json",
+...                                    {}, None, "http://h")
+>>> status, headers["Location"], body["properties"]["grid_code"]
+(201, 'http://h/collections/incidents/items/12345-0001', 'G1')
+>>> svc.create(json.dumps(feature).encode(), "application/geo+json", {}, None, "http://h")[1]
+200
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from gridgeo.assign import Locator
+from gridgeo.assign.ingest import locate_for_store
+from gridgeo.crs import CHINA_BOX, crs_name, normalize_crs, to_wgs84
+from gridgeo.errors import CRSError, InputError, PayloadTooLarge, ValidationError
+
+__all__ = ["CONFORMANCE", "IncidentService", "UnsupportedMediaType"]
+
+Response = tuple[Any, int, dict[str, str]]
+
+#: OGC API – Features Part 4 conformance classes this core implements.
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+]
+#: Properties a client may send; the store sets the rest (codes, seq, closed_at…).
+PROPERTIES = ("category", "reported_at", "source", "description", "status", "department")
+_JSON_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
+
+
+class UnsupportedMediaType(InputError):
+    """The request body is not JSON / GeoJSON."""
+
+    status = 415
+    code = "UnsupportedMediaType"
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    frame: gpd.GeoDataFrame  # EPSG:4490 points with the properties, and lng/lat as sent
+    single: bool
+    crs: str
+
+
+def _media(content_type: str) -> None:
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind not in _JSON_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {content_type or '(none)'!r} is not accepted; send "
+            "application/geo+json (a Feature or a FeatureCollection)"
+        )
+
+
+def _load(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"the body is not UTF-8 text: {err}") from err
+    if not text.strip():
+        raise InputError("the body is empty; send a GeoJSON Feature or FeatureCollection")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(
+            f"malformed JSON at line {err.lineno} column {err.colno}: {err.msg}"
+        ) from err
+
+
+def parse_crs(query: str | None, header: str | None) -> str:
+    """The coordinates' CRS from ``?crs=`` and/or ``Content-Crs`` (they must agree).
+
+    Examples
+    --------
+    >>> parse_crs("gcj02", None), parse_crs(None, "<http://www.opengis.net/def/crs/EPSG/0/4490>")
+    ('gcj02', 'cgcs2000')
+    >>> parse_crs(None, None)
+    'wgs84'
+    """
+    found = []
+    for where, raw in (("the query's crs", query), ("the Content-Crs header", header)):
+        if raw is None:
+            continue
+        text = raw.strip().strip("<>").strip()
+        if not text:
+            raise CRSError(f"{where} is empty; give e.g. gcj02, wgs84, cgcs2000 or EPSG:4490")
+        try:
+            found.append((where, raw, crs_name(normalize_crs(text))))
+        except CRSError as err:
+            raise CRSError(
+                f"{where} {raw!r} is not a CRS gridgeo knows; use gcj02, bd09, wgs84, "
+                "cgcs2000 or an EPSG code"
+            ) from err
+    if len(found) == 2 and found[0][2] != found[1][2]:
+        raise CRSError(
+            f"the query says crs={found[0][1]!r} but Content-Crs says {found[1][1]!r}; "
+            "send one, or the same in both"
+        )
+    return found[0][2] if found else "wgs84"
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _feature_problems(i: int, f: Any, problems: list[str]) -> dict[str, Any] | None:
+    """One Feature as a flat record, or None after adding its problems."""
+    if not isinstance(f, dict) or f.get("type") != "Feature":
+        got = f.get("type") if isinstance(f, dict) else type(f).__name__
+        problems.append(f"feature {i}: expected a GeoJSON Feature, got {got!r}")
+        return None
+    fid = f.get("id")
+    label = f"feature {i}" + (f" (id {fid!r})" if fid is not None else "")
+    before = len(problems)
+    if fid is not None and (
+        isinstance(fid, bool) or not isinstance(fid, (str, int)) or str(fid).strip() == ""
+    ):
+        problems.append(f"{label}: id must be a non-empty string or integer")
+    elif isinstance(fid, str) and (len(fid) > 128 or "/" in fid):
+        problems.append(f"{label}: id must be at most 128 characters and contain no '/'")
+    geom = f.get("geometry")
+    x = y = None
+    if not isinstance(geom, dict):
+        problems.append(f"{label}: geometry is missing; a report needs a Point")
+    elif geom.get("type") != "Point":
+        problems.append(f"{label}: geometry must be a Point, got {geom.get('type')!r}")
+    else:
+        c = geom.get("coordinates")
+        if not isinstance(c, list) or len(c) not in (2, 3):
+            problems.append(f"{label}: Point coordinates must be [x, y], got {c!r}")
+        else:
+            x, y = _number(c[0]), _number(c[1])
+            if x is None or y is None:
+                problems.append(f"{label}: coordinates must be finite numbers, got {c!r}")
+    props = f.get("properties")
+    if props is None:
+        props = {}
+    if not isinstance(props, dict):
+        problems.append(f"{label}: properties must be an object")
+        props = {}
+    unknown = sorted(set(props) - set(PROPERTIES) - {"id"})
+    if unknown:
+        problems.append(f"{label}: unknown properties {unknown}; allowed: {list(PROPERTIES)}")
+    cat = props.get("category")
+    if not isinstance(cat, str) or not cat.strip():
+        problems.append(f"{label}: property 'category' is required (a non-empty string)")
+    for name in ("source", "description", "status", "department"):
+        v = props.get(name)
+        if v is not None and not isinstance(v, str):
+            problems.append(f"{label}: property {name!r} must be a string")
+    when = props.get("reported_at")
+    if when is not None:
+        ts = pd.to_datetime(when, format="ISO8601", errors="coerce") if isinstance(
+            when, str) else pd.NaT
+        if pd.isna(ts):
+            problems.append(
+                f"{label}: reported_at {when!r} is not an ISO 8601 time "
+                "(e.g. 2025-03-01T08:00:00+08:00)"
+            )
+        elif ts.tzinfo is None:
+            problems.append(
+                f"{label}: reported_at {when!r} has no UTC offset; add one, e.g. +08:00"
+            )
+    if len(problems) > before:
+        return None
+    return {
+        "id": None if fid is None else str(fid),
+        "x": x,
+        "y": y,
+        **{k: props.get(k) for k in PROPERTIES},
+    }
+
+
+class IncidentService:
+    """Create and update incidents in a store (OGC API – Features Part 4).
+
+    Parameters
+    ----------
+    store
+        An :class:`~gridgeo.io.store.IncidentStore`.
+    locator
+        The service's locator (:meth:`Locator.from_workspace`).
+    max_features
+        Most features in one POSTed FeatureCollection (413 above).
+    routes
+        Category → department layer (see :func:`gridgeo.assign.route`).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        locator: Locator,
+        *,
+        max_features: int = 10_000,
+        routes: dict[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.locator = locator
+        self.max_features = int(max_features)
+        self.routes = routes
+
+    # ---- parsing -------------------------------------------------------------------------
+
+    def _parse(self, raw: bytes, content_type: str, crs: str) -> _Parsed:
+        _media(content_type)
+        doc = _load(raw)
+        if not isinstance(doc, dict):
+            raise InputError(f"expected a GeoJSON object, got {type(doc).__name__}")
+        kind = doc.get("type")
+        if kind == "Feature":
+            features, single = [doc], True
+        elif kind == "FeatureCollection":
+            features, single = doc.get("features"), False
+            if not isinstance(features, list) or not features:
+                raise InputError("a FeatureCollection needs a non-empty 'features' list")
+            if len(features) > self.max_features:
+                raise PayloadTooLarge(
+                    f"{len(features)} features in one request; at most {self.max_features} "
+                    "(split the upload)"
+                )
+        else:
+            raise InputError(
+                f"expected a GeoJSON Feature or FeatureCollection, got type {kind!r}"
+            )
+        problems: list[str] = []
+        records = [_feature_problems(i, f, problems) for i, f in enumerate(features)]
+        if not problems:
+            ids = [r["id"] for r in records if r and r["id"] is not None]
+            dup = sorted({i for i in ids if ids.count(i) > 1}) if len(ids) != len(set(ids)) else []
+            if dup:
+                problems.append(f"ids repeated within the request: {dup[:5]}")
+        if problems:
+            raise ValidationError(_summary(problems))
+        df = pd.DataFrame.from_records(records)
+        x = df.pop("x").to_numpy(dtype=np.float64)
+        y = df.pop("y").to_numpy(dtype=np.float64)
+        lon, lat = to_wgs84(x, y, crs)
+        (lx0, ly0, lx1, ly1) = CHINA_BOX
+        out = ~((lon >= lx0) & (lon <= lx1) & (lat >= ly0) & (lat <= ly1))
+        if out.any():
+            bad = [
+                f"feature {i}: ({x[i]:g}, {y[i]:g}) in {crs} is outside China "
+                f"(lon {lx0}..{lx1}, lat {ly0}..{ly1}); swapped lng/lat or wrong crs?"
+                for i in np.flatnonzero(out)
+            ]
+            raise ValidationError(_summary(bad))
+        missing = df["id"].isna()
+        if missing.any():  # Part 4: the server assigns an id the client did not give
+            df.loc[missing, "id"] = [f"gg-{uuid.uuid4().hex[:20]}" for _ in range(missing.sum())]
+        now = pd.Timestamp.now(tz="Asia/Shanghai").isoformat()
+        df["reported_at"] = df["reported_at"].where(df["reported_at"].notna(), now)
+        df["status"] = df["status"].where(df["status"].notna(), None)
+        df["lng"], df["lat"] = x, y
+        frame = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4490")
+        return _Parsed(frame, single, crs)
+
+    # ---- handlers ------------------------------------------------------------------------
+
+    def create(
+        self,
+        raw: bytes,
+        content_type: str,
+        params: dict[str, str],
+        content_crs: str | None,
+        base: str,
+    ) -> Response:
+        """``POST /collections/incidents/items``: store reports, located and routed."""
+        unknown = sorted(set(params) - {"crs"})
+        if unknown:
+            raise InputError(f"unknown parameter(s) {unknown}; allowed: ['crs']")
+        crs = parse_crs(params.get("crs"), content_crs)
+        parsed = self._parse(raw, content_type, crs)
+        status_given = parsed.frame["status"].dropna()
+        if len(status_given):
+            from gridgeo.io.store.base import STATUSES
+
+            bad = sorted(set(status_given) - set(STATUSES))
+            if bad:
+                raise ValidationError(f"status {bad} is not one of {list(STATUSES)}")
+        ready = locate_for_store(parsed.frame, self.locator, routes=self.routes)
+        if ready["status"].isna().all():
+            ready = ready.drop(columns="status")
+        result = self.store.append(ready)
+        link = f"{base}/collections/incidents/items/"
+        if parsed.single:
+            fid = str(parsed.frame["id"].iloc[0])
+            feature = self.feature(fid, base)
+            if result.new:
+                return feature, 201, {"Location": link + fid,
+                                      "Content-Type": "application/geo+json"}
+            return feature, 200, {"Content-Location": link + fid,
+                                  "Content-Type": "application/geo+json"}
+        existing = set(result.existing)
+        features = [
+            self.feature(str(fid), base) if str(fid) in existing else _new_feature(row, base)
+            for fid, row in zip(ready["id"], ready.itertuples(index=False))
+        ]
+        body = {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberCreated": len(result.new),
+            "numberExisting": len(result.existing),
+            "created": result.new,
+            "existing": result.existing,
+        }
+        return body, 201 if result.new else 200, {"Content-Type": "application/geo+json"}
+
+    def update(self, fid: str, raw: bytes, content_type: str, base: str) -> Response:
+        """``PATCH /collections/incidents/items/{id}``: change the status (受理 … 结案)."""
+        _media(content_type)
+        doc = _load(raw)
+        if isinstance(doc, dict) and doc.get("type") == "Feature":
+            doc = doc.get("properties") or {}
+        if not isinstance(doc, dict):
+            raise InputError('send {"status": "派遣"} (a JSON object)')
+        unknown = sorted(set(doc) - {"status", "at"})
+        if unknown:
+            raise InputError(
+                f"only 'status' (and 'at', when it changed) can be patched; got {unknown}"
+            )
+        if "status" not in doc:
+            raise InputError('the patch has no "status"; send e.g. {"status": "派遣"}')
+        at = doc.get("at")
+        if at is not None:
+            ts = pd.to_datetime(at, format="ISO8601", errors="coerce") if isinstance(
+                at, str) else pd.NaT
+            if pd.isna(ts) or ts.tzinfo is None:
+                raise InputError(f"'at' {at!r} must be an ISO 8601 time with an offset")
+        self.store.update_status(fid, doc["status"], at=at)
+        return self.feature(fid, base), 200, {"Content-Type": "application/geo+json"}
+
+    def feature(self, fid: str, base: str) -> dict[str, Any]:
+        """The stored incident as a GeoJSON Feature with its links (NotFound if absent)."""
+        return _feature(self.store.get(fid), base)
+
+
+def _feature(incident: Any, base: str) -> dict[str, Any]:
+    doc = dict(incident.__geo_interface__)
+    doc["geometry"] = {
+        "type": "Point",
+        "coordinates": [round(c, 8) for c in doc["geometry"]["coordinates"][:2]],
+    }
+    href = f"{base}/collections/incidents/items/{incident.id}"
+    doc["links"] = [
+        {"rel": "self", "type": "application/geo+json", "href": href},
+        {"rel": "collection", "type": "application/json", "href": f"{base}/collections/incidents"},
+    ]
+    return doc
+
+
+_ROW_PROPS = (
+    "category", "reported_at", "source", "description", "department", "lng", "lat",
+    "grid_code", "community_code", "town_code", "beat_code", "zone_code",
+)
+
+
+def _new_feature(row: Any, base: str) -> dict[str, Any]:
+    """A just-created incident of a collection POST, from the located row (no re-read)."""
+    props: dict[str, Any] = {"id": str(row.id)}
+    for name in _ROW_PROPS:
+        v = getattr(row, name, None)
+        props[name] = None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+    props["status"] = getattr(row, "status", None) or "受理"
+    href = f"{base}/collections/incidents/items/{row.id}"
+    return {
+        "type": "Feature",
+        "id": str(row.id),
+        "geometry": {"type": "Point", "coordinates": [round(row.geometry.x, 8),
+                                                      round(row.geometry.y, 8)]},
+        "properties": props,
+        "links": [{"rel": "self", "type": "application/geo+json", "href": href}],
+    }
+
+
+def _summary(problems: list[str]) -> str:
+    head = "; ".join(problems[:20])
+    more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+    return f"nothing was stored: {len(problems)} problem(s): {head}{more}"
