@@ -285,6 +285,20 @@ def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions)
     help="Workspace GeoPackage (default: the bundled demo).",
 )
 @click.option(
+    "--store",
+    default=None,
+    envvar="GRIDGEO_STORE",
+    help="Incident store: postgresql://… or a .gpkg (default: the workspace --data itself; "
+    "the bundled demo is served read-only).",
+)
+@click.option(
+    "--overdue-days",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Working days to close a case before it counts as overdue (1-5-10).",
+)
+@click.option(
     "--locator",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -377,6 +391,8 @@ def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions)
 @click.option("--dev", is_flag=True, help="Run Flask's development server instead.")
 def serve_command(
     data: Path | None,
+    store: str | None,
+    overdue_days: int,
     locator: Path | None,
     host: str,
     port: int,
@@ -399,6 +415,8 @@ def serve_command(
 
     config = ServiceConfig.from_env(
         data=data,
+        store=store,
+        overdue_days=overdue_days,
         locator=locator,
         api_key=api_key,
         protect_locate=protect_locate or None,
@@ -416,9 +434,15 @@ def serve_command(
         trusted_proxy=trusted_proxy or None,
     )
     app = create_app(config)
+    store_obj = app.extensions["gridgeo"].store
+    taking = (
+        f"reports: POST /collections/incidents/items into {store_obj.name}"
+        if store_obj is not None
+        else "read-only: no incident store"
+    )
     click.echo(
         f"gridgeo serving on http://{host}:{port}/ (OGC API – Features at /collections, "
-        f"lookup at /locate); Ctrl-C to stop"
+        f"lookup at /locate, heat map at /heatmap; {taking}); Ctrl-C to stop"
     )
     if dev:
         _warm_in_background(app)
