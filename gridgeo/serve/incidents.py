@@ -62,6 +62,7 @@ CONFORMANCE = [
 ]
 #: Properties a client may send; the store sets the rest (codes, seq, closed_at…).
 PROPERTIES = ("category", "reported_at", "source", "description", "status", "department")
+_WHAT = "the request (nothing was stored)"
 _JSON_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
 
 
@@ -269,7 +270,7 @@ class IncidentService:
             if dup:
                 problems.append(f"ids repeated within the request: {dup[:5]}")
         if problems:
-            raise ValidationError(_summary(problems))
+            raise ValidationError(problems, what=_WHAT)
         df = pd.DataFrame.from_records(records)
         x = df.pop("x").to_numpy(dtype=np.float64)
         y = df.pop("y").to_numpy(dtype=np.float64)
@@ -282,7 +283,7 @@ class IncidentService:
                 f"(lon {lx0}..{lx1}, lat {ly0}..{ly1}); swapped lng/lat or wrong crs?"
                 for i in np.flatnonzero(out)
             ]
-            raise ValidationError(_summary(bad))
+            raise ValidationError(bad, what=_WHAT)
         missing = df["id"].isna()
         if missing.any():  # Part 4: the server assigns an id the client did not give
             df.loc[missing, "id"] = [f"gg-{uuid.uuid4().hex[:20]}" for _ in range(missing.sum())]
@@ -315,7 +316,9 @@ class IncidentService:
 
             bad = sorted(set(status_given) - set(STATUSES))
             if bad:
-                raise ValidationError(f"status {bad} is not one of {list(STATUSES)}")
+                raise ValidationError(
+                    [f"status {bad} is not one of {list(STATUSES)}"], what=_WHAT
+                )
         ready = locate_for_store(parsed.frame, self.locator, routes=self.routes)
         if ready["status"].isna().all():
             ready = ready.drop(columns="status")
@@ -409,9 +412,3 @@ def _new_feature(row: Any, base: str) -> dict[str, Any]:
         "properties": props,
         "links": [{"rel": "self", "type": "application/geo+json", "href": href}],
     }
-
-
-def _summary(problems: list[str]) -> str:
-    head = "; ".join(problems[:20])
-    more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-    return f"nothing was stored: {len(problems)} problem(s): {head}{more}"
