@@ -43,6 +43,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from numpy.typing import NDArray
 
 from gridgeo._demo.common import reading_order, to_lonlat, xy_to_lonlat
 from gridgeo._demo.grids import Hierarchy, build_grids
@@ -235,8 +236,27 @@ def _people_layers(
     return {"buildings": buildings, "markets": markets}
 
 
-def _incident_layer(inc: Incidents) -> gpd.GeoDataFrame:
+#: Share of the demo's reports still open at its end (stuck cases, long overdue by now).
+OPEN_SHARE = 0.01
+_OPEN_STATUSES = ("立案", "派遣", "处置", "反馈", "核查")
+
+
+def _lifecycle(
+    reported: NDArray[np.datetime64], rng: np.random.Generator
+) -> tuple[NDArray[np.object_], pd.Series]:
+    """Status and close time of each report: most closed within days, a few still open."""
+    n = len(reported)
+    hours = np.minimum(rng.lognormal(np.log(40.0), 0.9, n), 24 * 40)  # median ~ 2 days
+    closed_at = pd.Series(reported, dtype="datetime64[ns]") + pd.to_timedelta(hours, "h")
+    is_open = rng.uniform(size=n) < OPEN_SHARE
+    status = np.full(n, "结案", dtype=object)
+    status[is_open] = rng.choice(_OPEN_STATUSES, size=int(is_open.sum()))
+    return status, closed_at.dt.round("s").where(~is_open, pd.NaT)
+
+
+def _incident_layer(inc: Incidents, rng: np.random.Generator) -> gpd.GeoDataFrame:
     n = len(inc.xy)
+    status, closed_at = _lifecycle(inc.reported_at, rng)
     lon, lat = xy_to_lonlat(inc.xy[:, 0], inc.xy[:, 1])
     lng, glat = from_wgs84(lon, lat, "gcj02")
     width = max(7, len(str(n)))
@@ -250,6 +270,8 @@ def _incident_layer(inc: Incidents) -> gpd.GeoDataFrame:
             "lng": lng,
             "lat": glat,
             "source": _str(inc.source),
+            "status": pd.Series(status, dtype="str"),
+            "closed_at": closed_at,
         },
         geometry=gpd.points_from_xy(lon, lat),
         crs=CRS,
@@ -428,7 +450,10 @@ def demo_county(
         layers["beats"] = _beat_layer(beats, seed_bld, b, comm_town_name)
         layers["zones"] = _zone_layer(z)
         layers.update(_people_layers(b, m, comm_code, grid_code, h))
-        layers["incidents"] = _incident_layer(inc)
+        # a child stream: the lifecycle draws leave every other layer as it was
+        layers["incidents"] = _incident_layer(
+            inc, np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+        )
         layers["streets"] = _street_layer(t, h.county)
         layers["exclusive"] = _exclusive_layer(*excl, comm_code)
         done("frames")
