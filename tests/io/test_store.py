@@ -397,8 +397,14 @@ def test_migrates_the_demo_incidents_layer(tmp_path) -> None:
         fire = before[before["category"] == "消防安全"]
         assert store.count(category="消防安全") == len(fire)
         frame = store.to_frame()
-        assert (frame["status"] == STATUSES[0]).all() and frame["seq"].is_unique
+        assert frame["seq"].is_unique
         got = frame.set_index("id").loc[before["id"]]
+        # the demo's own lifecycle is kept: statuses as they were, close times to the second
+        assert (got["status"].to_numpy() == before["status"].to_numpy()).all()
+        closed = before["closed_at"].notna().to_numpy()
+        assert (got["closed_at"].notna().to_numpy() == closed).all()
+        assert (got["closed_at"][closed].dt.tz_localize(None).to_numpy()
+                == before["closed_at"][closed].to_numpy()).all()  # fmt: skip
         assert (got["reported_at"].dt.tz_localize(None).to_numpy()
                 == before["reported_at"].to_numpy()).all()  # fmt: skip
         assert shapely.equals(got.geometry.values, before.geometry.values).all()
