@@ -164,7 +164,8 @@ def test_readme_partition_fixes_the_demo_grids(in_readme_dir: Path) -> None:
 
 def test_points_csv_is_small_gcj02_in_the_demo_county() -> None:
     pts = pd.read_csv(POINTS)
-    assert list(pts.columns) == ["id", "category", "lng", "lat"]
+    assert list(pts.columns) == ["id", "category", "reported_at", "lng", "lat"]
+    assert pd.to_datetime(pts["reported_at"], format="ISO8601").dt.tz is not None
     assert 10 <= len(pts) <= 50 and pts["id"].is_unique
     assert pts[["lng", "lat"]].notna().all().all()
 
@@ -206,3 +207,28 @@ def test_readme_tour_runs_and_its_heat_tile_is_not_empty() -> None:
     assert tile.convert("RGBA").getchannel("A").getextrema()[1] > 0, "the tour's tile is empty"
     assert namespace["report"].ok
     assert len(namespace["business"]) == 17
+
+
+@needs_demo
+def test_readme_live_incidents_lines_run_as_written(in_readme_dir: Path) -> None:
+    """The first command's copy, then the README's `gridgeo ingest` line, twice: one row each."""
+    import shlex
+
+    from gridgeo.io.store import open_store
+
+    text = README.read_text(encoding="utf-8")
+    first = text.split("```bash", 1)[1].split("```", 1)[0].strip().splitlines()[0]
+    assert "cp data/demo.gpkg county.gpkg" in first and "--data county.gpkg" in first
+    shutil.copyfile(in_readme_dir / "data" / "demo.gpkg", in_readme_dir / "county.gpkg")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("gridgeo ingest")]
+    assert len(lines) == 1, lines
+    argv = shlex.split(lines[0])
+    before = len(gpd.read_file(in_readme_dir / "county.gpkg", layer="incidents"))
+    runner = CliRunner()
+    for _ in range(2):
+        result = runner.invoke(main, argv[1:])
+        assert result.exit_code == 0, result.output
+    with open_store(in_readme_dir / "county.gpkg") as store:
+        assert store.count() == before + len(pd.read_csv(POINTS))
+        inside = store.query(where={"id": "P001"})
+        assert inside["grid_code"].notna().all()
