@@ -128,6 +128,10 @@ class _Prepared:
 class HeatmapService:
     """The heat-map endpoints over one workspace's incidents and grids.
 
+    With a live store (``live``) the page refreshes its statistics and heat
+    tiles every :attr:`refresh` seconds, and tiles are sent ``no-cache``
+    (browsers revalidate them by ETag) instead of ``max-age=3600``.
+
     The incident index is built on first use (or by :meth:`prepare`), once per
     process: concurrent first requests wait for one build.
 
@@ -142,6 +146,9 @@ class HeatmapService:
     locator
         The service's locator, reused to place incidents in grids (its ``grid``
         layer must come from the same grids).
+    live
+        A :class:`~gridgeo.analyze.live.LiveIncidents` to read the incidents
+        from, kept current from its store (then ``incidents`` is not needed).
 
     Raises
     ------
@@ -162,6 +169,9 @@ class HeatmapService:
     >>> svc.tile(0, 0, 0, {})[1], svc.prepared, svc.index.n
     (200, True, 1)
     """
+
+    #: Seconds between two live updates of the page (statistics, then changed tiles).
+    refresh: float = 5.0
 
     def __init__(
         self,
@@ -294,7 +304,9 @@ class HeatmapService:
         headers = {
             "Content-Type": "image/png",
             "ETag": etag,
-            "Cache-Control": "public, max-age=3600",
+            # a live store's tiles change with new reports: browsers revalidate (a 304 when
+            # unchanged) instead of showing an hour-old copy; a frozen workspace's keep
+            "Cache-Control": "no-cache" if self.live is not None else "public, max-age=3600",
         }
         if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
             return b"", 304, headers
@@ -392,6 +404,7 @@ class HeatmapService:
         config = {
             "categories": index.categories,
             "live": self.live is not None,
+            "refresh": self.refresh,  # seconds between two live updates of the page
             "basemap": self.basemap,
             "bounds": ready.bounds,
             "focus": ready.focus,

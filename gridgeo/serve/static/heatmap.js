@@ -1,9 +1,13 @@
 /* The leaders' heat-map page: heat tiles, per-grid statistics, hot and cold spots.
-   Its settings come from the page (#heatmap-config); every request goes to this server. */
+   Its settings come from the page (#heatmap-config); every request goes to this server.
+   Over a live incident store (CFG.live) the page follows new reports without a reload:
+   every CFG.refresh seconds it re-reads the statistics and, when the store moved on,
+   revalidates the visible heat tiles by ETag and swaps in only those that changed. */
 (function () {
   "use strict";
   var CFG = JSON.parse(document.getElementById("heatmap-config").textContent);
-  var state = window.gridgeoState = { tilesLoaded: 0, tileErrors: 0, heatLoads: 0, statsLoaded: 0, category: "" };
+  var state = window.gridgeoState = { tilesLoaded: 0, tileErrors: 0, heatLoads: 0, statsLoaded: 0, category: "",
+    liveTicks: 0, tilesChecked: 0, tilesSwapped: 0, cursor: null };
   var narrow = window.matchMedia("(max-width: 700px)").matches;
   var sel = document.getElementById("category");
   CFG.categories.forEach(function (c) { var o = document.createElement("option"); o.value = c; o.textContent = c; sel.appendChild(o); });
@@ -27,6 +31,7 @@
     return p.toString();
   }
   var heat = L.tileLayer("heatmap/tiles/{z}/{x}/{y}.png?" + query(), { opacity: 0.85, maxZoom: 20, zIndex: 10 });
+  heat.on("tileloadstart", function (e) { e.tile.dataset.src = e.tile.src; });  // its URL, kept when swapped
   heat.on("tileload", function () { state.tilesLoaded += 1; });
   heat.on("tileerror", function () { state.tileErrors += 1; });
   heat.on("load", function () { state.heatLoads += 1; });  // every visible tile is in
@@ -100,19 +105,35 @@
     for (var i = 1; i <= k; i++) out.push(v[Math.min(v.length - 1, Math.floor(i * v.length / k) - 1 + (i === k ? 1 : 0))] || v[v.length - 1]);
     return out.filter(function (x, i, a) { return i === 0 || x > a[i - 1]; });
   }
+  function sum(fc, key) { return fc.features.reduce(function (a, f) { return a + (f.properties[key] || 0); }, 0); }
+  function showCases(fc) {
+    // open cases are counted over every category and date: they are the work still to do
+    var cases = fc.features.length > 0 && "open" in fc.features[0].properties;
+    document.getElementById("worse").classList.toggle("cases", cases);
+    document.body.classList.toggle("cases", cases);
+    ["cases", "casenote"].forEach(function (id) { document.getElementById(id).hidden = !cases; });
+    if (!cases) return;
+    var open = sum(fc, "open"), late = sum(fc, "overdue");
+    document.getElementById("cases").innerHTML = "未结 <b>" + open + "</b> 件，超期 <b" + (late ? ' class="late"' : "") + ">" + late + "</b> 件";
+    document.getElementById("casenote").textContent = "未结：还没有结案的事件，不分类别和日期；超期：报告后超过 " + fc.overdueDays + " 个工作日还没有结案。";
+  }
   var seq = 0;
-  function loadStats() {
+  // quiet: a live update (no "加载中…", nothing redrawn when the store has not moved on);
+  // resolves to whether the page was redrawn
+  function loadStats(quiet) {
     var mine = ++seq;
-    document.getElementById("status").textContent = "加载中…";
-    return fetch("stats/grids?" + query()).then(function (r) {
+    if (!quiet) document.getElementById("status").textContent = "加载中…";
+    return fetch("stats/grids?" + query(), { cache: "no-store" }).then(function (r) {
       if (!r.ok) return r.json().then(function (e) { throw new Error(e.description || r.status); });
       return r.json();
     }).then(function (fc) {
-      if (mine !== seq) return;
+      if (mine !== seq) return false;
+      if (quiet && fc.cursor === state.cursor) return false;
+      state.cursor = fc.cursor === undefined ? null : fc.cursor;
       rateBreaks = quantiles(fc.features.map(function (f) { return f.properties.per_1000_households; }), 5);
       [outlines, choropleth, hot].forEach(function (l) { l.clearLayers(); l.addData(fc); });
       drawLegend();
-      var total = fc.features.reduce(function (a, f) { return a + f.properties.count; }, 0);
+      var total = sum(fc, "count");
       var nHot = fc.features.filter(function (f) { return f.properties.hotspot === "hot"; }).length;
       var nCold = fc.features.filter(function (f) { return f.properties.hotspot === "cold"; }).length;
       document.getElementById("status").textContent = (sel.value || "全部类别") + "：" + fc.window[0] + " 至 " + fc.window[1] + " 共 " + total + " 件";
@@ -125,17 +146,103 @@
         var p = f.properties, tr = document.createElement("tr");
         tr.className = "row";
         tr.title = "网格编码 " + p.code;
-        tr.innerHTML = "<td>" + gridName(p) + "</td><td>" + p.count + "</td><td>" + p.previous + '</td><td class="' + (p.change > 0 ? "up" : "down") + '">' + (p.change > 0 ? "+" : "") + p.change + "</td><td>" + pctText(p) + "</td>";
+        tr.dataset.code = p.code;
+        tr.innerHTML = "<td>" + gridName(p) + "</td><td>" + p.count + "</td><td>" + p.previous + '</td><td class="' + (p.change > 0 ? "up" : "down") + '">' + (p.change > 0 ? "+" : "") + p.change + "</td><td>" + pctText(p) + "</td>" +
+          ("open" in p ? '<td class="case">' + p.open + '</td><td class="case' + (p.overdue ? " late" : "") + '">' + p.overdue + "</td>" : "");
         tr.onclick = function () { map.fitBounds(L.geoJSON(f).getBounds(), { maxZoom: 16 }); };
         tb.appendChild(tr);
       });
+      showCases(fc);
       state.statsLoaded += 1;
       state.category = sel.value;
-    }).catch(function (err) { document.getElementById("status").textContent = "出错：" + err.message; });
+      return true;
+    }).catch(function (err) {
+      if (!quiet) document.getElementById("status").textContent = "出错：" + err.message;
+      throw err;
+    });
   }
-  function update() { heat.setUrl("heatmap/tiles/{z}/{x}/{y}.png?" + query()); loadStats(); }
+
+  // ---- live: follow the store without a reload ------------------------------------------
+  function dataURL(blob) {
+    return new Promise(function (ok, fail) {
+      var r = new FileReader();
+      r.onload = function () { ok(r.result); };
+      r.onerror = fail;
+      r.readAsDataURL(blob);
+    });
+  }
+  // revalidate every visible heat tile (the browser sends its ETag: unchanged tiles are a
+  // 304) and put a new image in place of each one that changed, decoded first: no flicker
+  function refreshTiles() {
+    var jobs = Object.keys(heat._tiles).map(function (key) {
+      var t = heat._tiles[key], old = t.el, url = old.dataset.src;
+      if (!t.current || !t.loaded || !url) return null;
+      state.tilesChecked += 1;
+      return fetch(url, { cache: "no-cache" }).then(function (r) {
+        var etag = r.headers.get("ETag");
+        if (!r.ok || (etag && etag === old.dataset.etag)) return null;
+        return r.blob().then(dataURL).then(function (src) {
+          var img = new Image();
+          img.src = src;
+          return img.decode().then(function () {
+            if (heat._tiles[key] !== t || t.el !== old) return;  // moved or filtered meanwhile
+            img.className = old.className;
+            img.style.cssText = old.style.cssText;
+            img.alt = "";
+            img.setAttribute("role", "presentation");
+            img.dataset.src = url;
+            img.dataset.etag = etag || "";
+            old.parentNode.replaceChild(img, old);
+            t.el = img;
+            state.tilesSwapped += 1;
+          });
+        });
+      }).catch(function () { /* the next update tries again */ });
+    });
+    return Promise.all(jobs);
+  }
+  var liveEl = document.getElementById("live");
+  var stale = false;  // tiles were redrawn for new filters: check them on the next update
+  var timer = null;
+  function clock() { return new Date().toTimeString().slice(0, 8); }
+  function tick() {
+    if (document.hidden) return schedule();
+    var q = query();
+    state.liveTicks += 1;
+    loadStats(true).then(function (changed) {
+      liveEl.textContent = "实时更新 " + clock();
+      liveEl.classList.remove("off");
+      if ((changed || stale) && q === query()) {
+        stale = false;
+        return refreshTiles();
+      }
+    }, function () {
+      liveEl.textContent = "实时更新中断，正在重试";
+      liveEl.classList.add("off");
+    }).then(schedule, schedule);
+  }
+  function schedule() {
+    clearTimeout(timer);
+    timer = setTimeout(tick, Math.max(1, Number(CFG.refresh) || 5) * 1000);
+  }
+
+  function update() { heat.setUrl("heatmap/tiles/{z}/{x}/{y}.png?" + query()); stale = true; loadStats().catch(function () {}); }
   sel.addEventListener("change", update);
   document.getElementById("start").addEventListener("change", update);
   document.getElementById("end").addEventListener("change", update);
-  loadStats();
+  loadStats().catch(function () {});
+  if (CFG.live) {
+    // reports keep coming: the window may end on any day up to today
+    var now = new Date();
+    now.setMinutes(now.getMinutes() - now.getTimezoneOffset());
+    var today = now.toISOString().slice(0, 10);
+    ["start", "end"].forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el.max < today) el.max = today;
+    });
+    liveEl.hidden = false;
+    liveEl.textContent = "实时更新";
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) tick(); });
+    schedule();
+  }
 })();
