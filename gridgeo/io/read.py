@@ -12,11 +12,14 @@ naming the likely CRS), and lists everything it detected or mapped in
 
 from __future__ import annotations
 
+import codecs
+import glob
 import logging
 import os
 import struct
+import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +71,10 @@ _GEOGRAPHIC_NAMES = ("wgs84", "cgcs2000", "gcj02", "bd09")
 # --------------------------------------------------------------------------- encoding
 
 
-def _dbf_text_bytes(data: bytes) -> bytes:
-    """The raw bytes of every character (``C``) field of a dBASE file, concatenated."""
+def _dbf_text_chunks(data: bytes) -> list[bytes]:
+    """The raw bytes of every character (``C``) field and field name of a dBASE file."""
     if len(data) < 32:
-        return b""
+        return []
     n_records, header_len, record_len = struct.unpack("<IHH", data[4:12])
     fields = []  # (offset in record, length)
     offset = 1  # the deletion flag
@@ -83,49 +86,96 @@ def _dbf_text_bytes(data: bytes) -> bytes:
             fields.append((offset, flen))
         offset += flen
         pos += 32
-    chunks = []
+    # field names too: a Chinese header is as telling as a Chinese value
+    chunks = [data[p : p + 11].split(b"\0")[0] for p in range(32, pos, 32)]
     for r in range(n_records):
         start = header_len + r * record_len
         record = data[start : start + record_len]
         if len(record) < record_len:
             break
         chunks.extend(record[o : o + n] for o, n in fields)
-    # field names too: a Chinese header is as telling as a Chinese value
-    names = [data[p : p + 11].split(b"\0")[0] for p in range(32, pos, 32)]
-    return b"\n".join(chunks + names)
+    return chunks
 
 
-def _text_encoding(raw: bytes) -> str | None:
-    """``None`` for pure ASCII, ``"UTF-8"`` if the bytes decode so, else ``"GB18030"``."""
-    if raw.isascii():
+def _text_encoding(chunks: list[bytes]) -> str | None:
+    """``None`` for pure ASCII, ``"UTF-8"`` if every chunk decodes so, else ``"GB18030"``.
+
+    A chunk may end in the middle of a character: a Shapefile cuts field names
+    (and long values) at a byte count, so an incomplete last character is allowed.
+    """
+    chunks = [c.rstrip(b" \0") for c in chunks]
+    if all(c.isascii() for c in chunks):
         return None
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "GB18030"
+    for chunk in chunks:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(chunk, final=False)
+        except UnicodeDecodeError:
+            return "GB18030"
     return "UTF-8"
 
 
-def _shapefile_sidecars(path: str, layer: str | None) -> tuple[bytes | None, bool]:
-    """The ``.dbf`` bytes of a Shapefile (plain or zipped) and whether it has a ``.cpg``."""
+def _shapefile_members(path: str, layer: str | None) -> dict[str, Callable[[], bytes]]:
+    """Loaders of the parts of a Shapefile (plain or zipped), keyed by ``.dbf``, ``.cpg``, …
+
+    Empty when ``path`` is not one Shapefile (or ``layer`` picks none in a zip).
+    """
     p = Path(path)
     if p.suffix.lower() == ".shp":
-        dbf = next((p.with_suffix(s) for s in (".dbf", ".DBF") if p.with_suffix(s).exists()), None)
-        has_cpg = any(p.with_suffix(s).exists() for s in (".cpg", ".CPG"))
-        return (dbf.read_bytes() if dbf else None), has_cpg
+        return {
+            f.suffix.lower(): f.read_bytes
+            for f in p.parent.glob(glob.escape(p.stem) + ".*")
+            if f.stem == p.stem
+        }
     if p.suffix.lower() == ".zip" and zipfile.is_zipfile(p):
         with zipfile.ZipFile(p) as zf:
             names = zf.namelist()
-            stems = {n[:-4] for n in names if n.lower().endswith(".dbf")}
-            if layer is not None:
-                stems = {s for s in stems if Path(s).name == layer}
-            if len(stems) != 1:
-                return None, False
-            stem = stems.pop()
-            dbf_name = next(n for n in names if n[:-4] == stem and n.lower().endswith(".dbf"))
-            has_cpg = any(n[:-4] == stem and n.lower().endswith(".cpg") for n in names)
-            return zf.read(dbf_name), has_cpg
-    return None, False
+        stems = {n[:-4] for n in names if n.lower().endswith(".dbf")}
+        if layer is not None:
+            stems = {s for s in stems if Path(s).name == layer}
+        if len(stems) != 1:
+            return {}
+        stem = stems.pop()
+
+        def loader(name: str) -> Callable[[], bytes]:
+            def load() -> bytes:
+                with zipfile.ZipFile(p) as zf:
+                    return zf.read(name)
+
+            return load
+
+        return {
+            n[len(stem) :].lower(): loader(n)
+            for n in names
+            if n.startswith(stem) and len(n) - len(stem) == 4
+        }
+    return {}
+
+
+def _uncut_field_names(dbf: bytes, encoding: str) -> tuple[bytes, list[str]]:
+    """Drop the partial last character of field names cut at 10 bytes by a Shapefile writer.
+
+    GDAL truncates a long header to 10 bytes, which can split a Chinese
+    character; such a name cannot be decoded at all. Returns the repaired
+    ``.dbf`` bytes and the repaired names.
+    """
+    out = bytearray(dbf)
+    header_len = struct.unpack("<H", dbf[8:10])[0]
+    fixed = []
+    pos = 32
+    while pos + 32 <= header_len and out[pos] != 0x0D:
+        raw = bytes(out[pos : pos + 11]).split(b"\0")[0]
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            text = decoder.decode(raw, final=False)
+        except UnicodeDecodeError:
+            text = None
+        pending = decoder.getstate()[0] if text is not None else b""
+        if pending:
+            kept = len(raw) - len(pending)
+            out[pos + kept : pos + 11] = b"\0" * (11 - kept)
+            fixed.append(str(text))
+        pos += 32
+    return bytes(out), fixed
 
 
 # --------------------------------------------------------------------------- CRS
@@ -220,8 +270,8 @@ def _check_gk(x: np.ndarray, y: np.ndarray, src: pyproj.CRS, where: str) -> None
         right = _gk_epsg(degrees, cm=cm, prefixed=False)
         raise CRSError(
             f"{where}: eastings like {ex:.0f} have no zone number, but {name} expects them "
-            f"prefixed with {zone}; the points would land far outside China. "
-            f"Pass crs='EPSG:{right}' (the same zone without zone number)"
+            f"prefixed with {zone}; the points would land far outside China; "
+            f"pass crs='EPSG:{right}' (the same zone without zone number)"
         )
     if prefixed and int(ex // 1_000_000) != zone:
         found = _prefixed_zone(ex)
@@ -313,7 +363,7 @@ def _csv_encoding(path: Path, encoding: str | None, report: list[str]) -> str:
     if raw.startswith(b"\xef\xbb\xbf"):
         report.append("encoding: UTF-8 (byte-order mark)")
         return "utf-8-sig"
-    found = _text_encoding(raw)
+    found = _text_encoding(raw.splitlines())
     if found is None:
         return "ascii"
     report.append(f"encoding: {found} (detected from the bytes)")
@@ -387,16 +437,33 @@ def _read_vector(
         raise InputError(f"{where} has {len(names)} layers {names}; pass layer= one of them")
     if layer is not None and layer not in names:
         raise InputError(f"{where} has no layer {layer!r}; its layers are {names}")
-    if encoding is None:
-        dbf, has_cpg = _shapefile_sidecars(path, layer)
-        if dbf is not None and not has_cpg:
-            encoding = _text_encoding(_dbf_text_bytes(dbf))
-            if encoding is not None:
-                report.append(f"encoding: {encoding} (.dbf without .cpg, detected from its bytes)")
-    else:
+    members = _shapefile_members(path, layer)
+    if encoding is None and ".dbf" in members and ".cpg" not in members:
+        encoding = _text_encoding(_dbf_text_chunks(members[".dbf"]()))
+        if encoding is not None:
+            report.append(f"encoding: {encoding} (.dbf without .cpg, detected from its bytes)")
+    elif encoding is not None:
         report.append(f"encoding: {encoding} as passed")
+    fixed: list[str] = []
+    if ".dbf" in members and ".cpg" not in members and encoding is not None:
+        try:
+            dbf, fixed = _uncut_field_names(members[".dbf"](), encoding)
+        except LookupError as err:
+            raise InputError(f"unknown encoding {encoding!r} for {where}") from err
     try:
-        gdf = pyogrio.read_dataframe(source, layer=layer, encoding=encoding)
+        if fixed:
+            report.extend(
+                f"column: header {name!r} was cut mid-character at 10 bytes; the partial "
+                "character is dropped"
+                for name in fixed
+            )
+            with tempfile.TemporaryDirectory() as folder:
+                for suffix, load in members.items():
+                    data = dbf if suffix == ".dbf" else load()
+                    (Path(folder) / f"layer{suffix}").write_bytes(data)
+                gdf = pyogrio.read_dataframe(Path(folder) / "layer.shp", encoding=encoding)
+        else:
+            gdf = pyogrio.read_dataframe(source, layer=layer, encoding=encoding)
     except Exception as err:
         raise InputError(f"cannot read {where}: {err}") from err
     if not isinstance(gdf, gpd.GeoDataFrame):
