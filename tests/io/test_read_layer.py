@@ -195,6 +195,37 @@ def test_zipped_shapefile(tmp_path: Path) -> None:
     assert _has(got.attrs["read_report"], "encoding: GB18030")
 
 
+def test_zip_with_two_shapefiles_needs_layer(tmp_path: Path) -> None:
+    truth = _truth_polygons()
+    _write_shp(truth.to_crs(PREFIXED), tmp_path / "村界.shp")
+    _write_shp(truth.to_crs(UNPREFIXED), tmp_path / "社区.shp")
+    archive = tmp_path / "两层.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in tmp_path.glob("*.*"):
+            if f != archive:
+                zf.write(f, f.name)
+    with pytest.raises(InputError, match=r"两层\.zip' has 2 layers .*'社区'.*pass layer="):
+        read_layer(archive)
+    got = read_layer(archive, layer="社区")
+    _assert_same_geometry(got, truth)
+    _assert_schema(got)
+    assert _has(got.attrs["read_report"], "crs: EPSG:4547 from the file")
+
+
+def test_kmz_in_gcj02(tmp_path: Path) -> None:
+    truth = _truth_polygons()
+
+    def to_gcj(c: np.ndarray) -> np.ndarray:
+        return np.column_stack(from_wgs84(c[:, 0], c[:, 1], "gcj02"))
+
+    drawn = truth.set_geometry(shapely.transform(truth.geometry.values, to_gcj), crs="EPSG:4326")
+    path = tmp_path / "drawn.kmz"
+    pyogrio.write_dataframe(drawn, path, driver="LIBKML")
+    got = read_layer(path, crs="gcj02")
+    _assert_same_geometry(got, truth)
+    _assert_schema(got)
+
+
 # --------------------------------------------------------------------------- tables
 
 
