@@ -33,6 +33,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+import sys
 from functools import lru_cache
 from typing import Any
 
@@ -82,8 +84,10 @@ _ALIASES = {
 
 _A = 6378245.0
 _EE = 0.00669342162296594323
-_X_PI = np.pi * 3000.0 / 180.0
-_INVERSE_TOL_DEG = 1e-11  # ~1 µm
+_X_PI = math.pi * 3000.0 / 180.0
+#: A point's iteration stops after a step below this (~10 µm); the offset's contraction is
+#: ~2e-3, so the error left is ~1e-13° (the step after).
+_INVERSE_TOL_DEG = 1e-10
 _INVERSE_MAX_ITER = 40
 
 Coords = tuple[NDArray[np.float64], NDArray[np.float64]]
@@ -182,86 +186,193 @@ def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
     return (lo >= x0) & (lo <= x1) & (la >= y0) & (la <= y1)
 
 
-def _gcj_offset(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
+# ---- GCJ-02 and BD-09, one point at a time -------------------------------------------------
+#
+# These scalar functions are the single source of the arithmetic. ``gridgeo._crs_kernels``
+# compiles them with numba for batches; tiny batches (a single request) run them as plain
+# Python while numba is not loaded yet. Both evaluate the same IEEE operations in the same
+# order, with the same libm ``sin``/``cos``, so a point gets the same bits either way.
+#
+# The published GCJ-02 offset evaluates twelve sines. Here the angles are multiples of two
+# base angles (x·π/60 and y·π/180, with x = lon - 105, y = lat - 35), so two ``sincos`` and a
+# chain of complex multiplications give them all; the rounding this adds is ~1e-13 of the
+# offset (well below a micrometre).
+
+_PI = math.pi
+_COS35 = math.cos(35.0 * _PI / 180.0)
+_SIN35 = math.sin(35.0 * _PI / 180.0)
+_LAT_SCALE = 180.0 / (_A * (1.0 - _EE) * _PI)
+_LON_SCALE = 180.0 / (_A * _PI)
+#: Points this far (degrees) outside :data:`CHINA_BOX` have no preimage inside it.
+_INVERSE_MARGIN_DEG = 0.5
+#: Batches up to this size run in plain Python while the compiled kernels are not loaded.
+_SCALAR_MAX = 8
+
+
+def _inside(lon: float, lat: float) -> bool:
+    return CHINA_BOX[0] <= lon <= CHINA_BOX[2] and CHINA_BOX[1] <= lat <= CHINA_BOX[3]
+
+
+def _gcj_shift_1(
+    lon: float, lat: float, ca1: float, sa1: float, cb1: float, sb1: float
+) -> tuple[float, float]:
+    """The GCJ-02 offset at ``(lon, lat)``, given ``ca1 + i·sa1 = e^(i·xπ/60)`` and
+    ``cb1 + i·sb1 = e^(i·yπ/180)`` (x = lon - 105, y = lat - 35).
+
+    ``sNN`` is ``sin(NN·base)``; products of unit complex numbers, written out in floats
+    (numba's complex product calls a helper per multiplication).
+    """
     x = lon - 105.0
     y = lat - 35.0
-    sqrt_abs_x = np.sqrt(np.abs(x))
-    common = (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    ca2, sa2 = ca1 * ca1 - sa1 * sa1, sa1 * ca1 + ca1 * sa1
+    ca4, sa4 = ca2 * ca2 - sa2 * sa2, sa2 * ca2 + ca2 * sa2
+    ca5, sa5 = ca4 * ca1 - sa4 * sa1, sa4 * ca1 + ca4 * sa1
+    ca10, sa10 = ca5 * ca5 - sa5 * sa5, sa5 * ca5 + ca5 * sa5
+    ca20, sa20 = ca10 * ca10 - sa10 * sa10, sa10 * ca10 + ca10 * sa10
+    ca40, sa40 = ca20 * ca20 - sa20 * sa20, sa20 * ca20 + ca20 * sa20
+    ca60, sa60 = ca40 * ca20 - sa40 * sa20, sa40 * ca20 + ca40 * sa20
+    ca120, sa120 = ca60 * ca60 - sa60 * sa60, sa60 * ca60 + ca60 * sa60
+    ca240, sa240 = ca120 * ca120 - sa120 * sa120, sa120 * ca120 + ca120 * sa120
+    _, sa360 = ca240 * ca120 - sa240 * sa120, sa240 * ca120 + ca240 * sa120
+    cb2, sb2 = cb1 * cb1 - sb1 * sb1, sb1 * cb1 + cb1 * sb1
+    cb3, sb3 = cb2 * cb1 - sb2 * sb1, sb2 * cb1 + cb2 * sb1
+    cb6, sb6 = cb3 * cb3 - sb3 * sb3, sb3 * cb3 + cb3 * sb3
+    cb12, sb12 = cb6 * cb6 - sb6 * sb6, sb6 * cb6 + cb6 * sb6
+    cb15, sb15 = cb12 * cb3 - sb12 * sb3, sb12 * cb3 + cb12 * sb3
+    cb30, sb30 = cb15 * cb15 - sb15 * sb15, sb15 * cb15 + cb15 * sb15
+    cb60, sb60 = cb30 * cb30 - sb30 * sb30, sb30 * cb30 + cb30 * sb30
+    cb120, sb120 = cb60 * cb60 - sb60 * sb60, sb60 * cb60 + cb60 * sb60
+    _, sb180 = cb120 * cb60 - sb120 * sb60, sb120 * cb60 + cb120 * sb60
+    cos_rad = cb1 * _COS35 - sb1 * _SIN35  # e^(i·lat·π/180)
+    sin_rad = sb1 * _COS35 + cb1 * _SIN35
+    sqrt_abs_x = math.sqrt(abs(x))
+    # sin(6xπ), sin(2xπ), sin(xπ), sin(xπ/3), sin(xπ/12), sin(xπ/30): sa360 … sa2
+    common = (20.0 * sa360 + 20.0 * sa120) * 2.0 / 3.0
     dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x
     dlat += common
-    dlat += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
-    dlat += (160.0 * np.sin(y / 12.0 * np.pi) + 320.0 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
+    dlat += (20.0 * sb180 + 40.0 * sb60) * 2.0 / 3.0
+    dlat += (160.0 * sb15 + 320.0 * sb6) * 2.0 / 3.0
     dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x
     dlon += common
-    dlon += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
-    dlon += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
-    rad = lat / 180.0 * np.pi
-    magic = 1.0 - _EE * np.sin(rad) ** 2
-    sqrt_magic = np.sqrt(magic)
-    dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * np.pi)
-    dlon = (dlon * 180.0) / (_A / sqrt_magic * np.cos(rad) * np.pi)
-    return dlon, dlat
+    dlon += (20.0 * sa60 + 40.0 * sa20) * 2.0 / 3.0
+    dlon += (150.0 * sa5 + 300.0 * sa2) * 2.0 / 3.0
+    magic = 1.0 - _EE * sin_rad * sin_rad
+    sqrt_magic = math.sqrt(magic)
+    # metres-ish to degrees along the meridian and the parallel (the published formulas,
+    # with their constant factors folded)
+    return dlon * sqrt_magic / cos_rad * _LON_SCALE, dlat * (magic * sqrt_magic) * _LAT_SCALE
 
 
-def _wgs_to_gcj_everywhere(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
-    dlon, dlat = _gcj_offset(lon, lat)
+def _base_1(lon: float, lat: float) -> tuple[float, float, float, float]:
+    """cos and sin of ``(lon-105)π/60`` and of ``(lat-35)π/180``: two ``sincos``."""
+    x = (lon - 105.0) * _PI / 60.0
+    y = (lat - 35.0) * _PI / 180.0
+    return math.cos(x), math.sin(x), math.cos(y), math.sin(y)
+
+
+def _turn_1(c: float, s: float, d: float) -> tuple[float, float]:
+    """``(c + i·s)·e^(i·d)`` for a small angle (|d| < 1e-2 rad); ``e^(i·d)`` by its Taylor
+    series, exact in float64."""
+    d2 = d * d
+    cd = 1.0 - d2 / 2.0 * (1.0 - d2 / 12.0 * (1.0 - d2 / 30.0))
+    sd = d * (1.0 - d2 / 6.0 * (1.0 - d2 / 20.0 * (1.0 - d2 / 42.0)))
+    return c * cd - s * sd, s * cd + c * sd
+
+
+def _gcj_forward_1(lon: float, lat: float) -> tuple[float, float]:
+    """WGS84 -> GCJ-02 for one point, applied everywhere (callers check the box)."""
+    ca, sa, cb, sb = _base_1(lon, lat)
+    dlon, dlat = _gcj_shift_1(lon, lat, ca, sa, cb, sb)
     return lon + dlon, lat + dlat
 
 
-def _bd_offset(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
-    z = np.sqrt(lon * lon + lat * lat) + 0.00002 * np.sin(lat * _X_PI)
-    theta = np.arctan2(lat, lon) + 0.000003 * np.cos(lon * _X_PI)
-    return z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006
+def _bd_from_gcj_1(lon: float, lat: float) -> tuple[float, float]:
+    """GCJ-02 -> BD-09 for one point."""
+    z = math.sqrt(lon * lon + lat * lat) + 0.00002 * math.sin(lat * _X_PI)
+    theta = math.atan2(lat, lon) + 0.000003 * math.cos(lon * _X_PI)
+    return z * math.cos(theta) + 0.0065, z * math.sin(theta) + 0.006
 
 
-def _wgs_to_bd_everywhere(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
-    return _bd_offset(*_wgs_to_gcj_everywhere(lon, lat))
+def _far_outside(x: float, y: float) -> bool:
+    """Not finite, or too far outside the box to be the image of a point inside it."""
+    m = _INVERSE_MARGIN_DEG
+    return not (
+        CHINA_BOX[0] - m <= x <= CHINA_BOX[2] + m and CHINA_BOX[1] - m <= y <= CHINA_BOX[3] + m
+    )
 
 
-def _only_in_china(forward: Any) -> Any:
-    """Apply ``forward`` to points in China's box; leave the others unchanged.
+def _forward_py(lon: NDArray[np.float64], lat: NDArray[np.float64], bd: bool) -> Coords:
+    """The scalar forward transform over a (small) batch, in plain Python."""
+    ox, oy = lon.copy(), lat.copy()
+    for i in range(lon.size):
+        x, y = float(lon.flat[i]), float(lat.flat[i])
+        if _inside(x, y):
+            fx, fy = _gcj_forward_1(x, y)
+            if bd:
+                fx, fy = _bd_from_gcj_1(fx, fy)
+            ox.flat[i], oy.flat[i] = fx, fy
+    return ox, oy
 
-    Whether the offset applies is decided once, on the WGS84 point.
+
+def _inverse_py(gx: NDArray[np.float64], gy: NDArray[np.float64], bd: bool) -> Coords:
+    """The scalar inverse over a (small) batch, in plain Python (mirrors the kernel)."""
+    ox, oy = gx.copy(), gy.copy()
+    for i in range(gx.size):
+        x, y = float(gx.flat[i]), float(gy.flat[i])
+        if _far_outside(x, y):
+            continue
+        wx, wy = x, y
+        # the angles at each iterate are turned from those at the start (no more trig)
+        ca0, sa0, cb0, sb0 = _base_1(x, y)
+        converged = False
+        for _ in range(_INVERSE_MAX_ITER):
+            ca, sa = _turn_1(ca0, sa0, (wx - x) * _PI / 60.0)
+            cb, sb = _turn_1(cb0, sb0, (wy - y) * _PI / 180.0)
+            sx, sy = _gcj_shift_1(wx, wy, ca, sa, cb, sb)
+            fx, fy = wx + sx, wy + sy
+            if bd:
+                fx, fy = _bd_from_gcj_1(fx, fy)
+            dx = fx - x
+            dy = fy - y
+            wx -= dx
+            wy -= dy
+            if max(abs(dx), abs(dy)) < _INVERSE_TOL_DEG:
+                converged = True
+                break
+        if converged and (_inside(wx, wy) or _inside(x, y)):
+            ox.flat[i], oy.flat[i] = wx, wy
+    return ox, oy
+
+
+_KERNELS = "gridgeo._crs_kernels"
+
+
+def _obfuscate(
+    x: NDArray[np.float64], y: NDArray[np.float64], *, bd: bool, inverse: bool
+) -> Coords:
+    """Apply the GCJ-02 (``bd=False``) or BD-09 transform, or its inverse, to every point.
+
+    Compiled kernels do the work; numba is imported on first use (a service's master process
+    starts without it). A batch of at most :data:`_SCALAR_MAX` points runs the same
+    arithmetic in plain Python while the kernels are not loaded yet, so that one request does
+    not wait for numba.
     """
+    kernels = sys.modules.get(_KERNELS)
+    if kernels is None and x.size <= _SCALAR_MAX:
+        return (_inverse_py if inverse else _forward_py)(x, y, bd)
+    if kernels is None:
+        import importlib
 
-    def apply(lon: NDArray[np.float64], lat: NDArray[np.float64]) -> Coords:
-        inside = in_china(lon, lat)
-        fx, fy = forward(lon, lat)
-        return np.where(inside, fx, lon), np.where(inside, fy, lat)
+        kernels = importlib.import_module(_KERNELS)
+    from gridgeo._numba import launch_guard
 
-    return apply
-
-
-_wgs_to_gcj = _only_in_china(_wgs_to_gcj_everywhere)
-_wgs_to_bd = _only_in_china(_wgs_to_bd_everywhere)
-
-
-def _invert(forward: Any, gx: NDArray[np.float64], gy: NDArray[np.float64]) -> Coords:
-    """Invert an obfuscation exactly.
-
-    ``forward`` is the offset applied everywhere. Its inverse is found by
-    fixed-point iteration (the offset is smooth and small). Where that
-    preimage lies in China's box it is the answer; elsewhere the forward
-    transform was the identity and the point is its own preimage. So a
-    coordinate just outside the box edge whose preimage lies inside it (the two
-    are ambiguous there) resolves to the point inside China.
-    """
-    wx, wy = gx.copy(), gy.copy()
-    finite = np.isfinite(gx) & np.isfinite(gy)
-    for _ in range(_INVERSE_MAX_ITER):
-        # far from China (e.g. at the poles) the offset formula overflows; those points are
-        # their own preimage (restored below), so the warnings would only be noise
-        with np.errstate(over="ignore", invalid="ignore"):
-            fx, fy = forward(wx, wy)
-        dx, dy = fx - gx, fy - gy
-        wx -= dx
-        wy -= dy
-        err = np.maximum(np.abs(dx), np.abs(dy))
-        if float(np.max(err[finite], initial=0.0)) < _INVERSE_TOL_DEG:
-            break
-    outside = ~in_china(wx, wy) & ~in_china(gx, gy)
-    wx[outside], wy[outside] = gx[outside], gy[outside]
-    return wx, wy
+    fx = np.ascontiguousarray(x).ravel()
+    fy = np.ascontiguousarray(y).ravel()
+    ox = np.empty_like(fx)
+    oy = np.empty_like(fy)
+    with launch_guard():
+        (kernels.inverse if inverse else kernels.forward)(fx, fy, bd, ox, oy)
+    return ox.reshape(x.shape), oy.reshape(y.shape)
 
 
 @lru_cache(maxsize=64)
@@ -310,9 +421,7 @@ def to_wgs84(x: ArrayLike, y: ArrayLike, crs: Any) -> Coords:
         return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     if norm in ("wgs84", "cgcs2000"):
         return xa, ya
-    if norm == "gcj02":
-        return _invert(_wgs_to_gcj_everywhere, xa, ya)
-    return _invert(_wgs_to_bd_everywhere, xa, ya)
+    return _obfuscate(xa, ya, bd=norm == "bd09", inverse=True)
 
 
 def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Any) -> Coords:
@@ -345,9 +454,7 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Any) -> Coords:
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if norm in ("wgs84", "cgcs2000"):
         return lo, la
-    if norm == "gcj02":
-        return _wgs_to_gcj(lo, la)
-    return _wgs_to_bd(lo, la)
+    return _obfuscate(lo, la, bd=norm == "bd09", inverse=False)
 
 
 def _lonlat_center(data: Any, crs: Any | None) -> tuple[float, float]:
