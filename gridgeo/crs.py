@@ -10,7 +10,10 @@ order: pyproj transformers here are always built with ``always_xy=True``.
   obfuscated datums that PROJ does not know. The forward transforms are the
   widely published formulas; the inverses iterate the forward transform to a
   fixed point, exact to well under 1 mm (the one-step inverse is off by up
-  to ~4.5 m).
+  to ~4.5 m). Each point iterates on its own, so a point converts to the same
+  bits alone as in any batch. Batches run as compiled kernels
+  (``gridgeo._crs_kernels``, numba, imported on first use: ``import
+  gridgeo.crs`` does not load numba).
 * Any other CRS pyproj knows (``"EPSG:4547"``, a WKT string, a
   :class:`pyproj.CRS`) is converted by PROJ.
 
