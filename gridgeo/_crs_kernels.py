@@ -2,7 +2,9 @@
 
 The arithmetic is :mod:`gridgeo.crs`'s scalar functions, compiled here; each point is
 transformed (or inverted, iterating to its own fixed point) in one pass, so a point gives
-the same bits alone as in any batch.
+the same bits alone as in any batch. ``error_model="numpy"`` drops the zero-division checks
+from the hot loop: only points in (or within half a degree of) China's box reach a
+division, and no divisor is zero there.
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ from gridgeo import crs as _crs
 
 __all__ = ["forward", "inverse"]
 
-_gcj_shift_1 = njit(cache=True, nogil=True)(_crs._gcj_shift_1)
-_base_1 = njit(cache=True, nogil=True)(_crs._base_1)
-_turn_1 = njit(cache=True, nogil=True)(_crs._turn_1)
-_bd_from_gcj_1 = njit(cache=True, nogil=True)(_crs._bd_from_gcj_1)
-_inside = njit(cache=True, nogil=True)(_crs._inside)
-_far_outside = njit(cache=True, nogil=True)(_crs._far_outside)
+_gcj_shift_1 = njit(cache=True, nogil=True, error_model="numpy")(_crs._gcj_shift_1)
+_base_1 = njit(cache=True, nogil=True, error_model="numpy")(_crs._base_1)
+_turn_1 = njit(cache=True, nogil=True, error_model="numpy")(_crs._turn_1)
+_bd_from_gcj_1 = njit(cache=True, nogil=True, error_model="numpy")(_crs._bd_from_gcj_1)
+_inside = njit(cache=True, nogil=True, error_model="numpy")(_crs._inside)
+_far_outside = njit(cache=True, nogil=True, error_model="numpy")(_crs._far_outside)
 _TOL = _crs._INVERSE_TOL_DEG
 _MAX_ITER = _crs._INVERSE_MAX_ITER
 _PI = _crs._PI
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _forward_1(x, y, bd):  # pragma: no cover  (compiled)
     # the composition of gridgeo.crs._gcj_forward_1 (numba cannot call it: its callees are
     # plain Python functions there)
@@ -38,7 +40,7 @@ def _forward_1(x, y, bd):  # pragma: no cover  (compiled)
     return fx, fy
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def forward(x, y, bd, out_x, out_y):  # pragma: no cover  (compiled)
     """WGS84 -> GCJ-02 (or BD-09 when ``bd``) into ``out_x, out_y``; identity outside
     China's box and for NaN."""
@@ -52,7 +54,7 @@ def forward(x, y, bd, out_x, out_y):  # pragma: no cover  (compiled)
             out_y[i] = yi
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy")
 def inverse(gx, gy, bd, out_x, out_y):  # pragma: no cover  (compiled)
     """GCJ-02 (or BD-09) -> WGS84 by per-point fixed-point iteration (the rules of
     :func:`gridgeo.crs._inverse_py`)."""
