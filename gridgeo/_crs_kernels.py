@@ -22,7 +22,8 @@ _turn_1 = njit(cache=True, nogil=True, error_model="numpy")(_crs._turn_1)
 _bd_from_gcj_1 = njit(cache=True, nogil=True, error_model="numpy")(_crs._bd_from_gcj_1)
 _inside = njit(cache=True, nogil=True, error_model="numpy")(_crs._inside)
 _far_outside = njit(cache=True, nogil=True, error_model="numpy")(_crs._far_outside)
-_TOL = _crs._INVERSE_TOL_DEG
+_TOL_GCJ = _crs._INVERSE_TOL_GCJ
+_TOL_BD = _crs._INVERSE_TOL_BD
 _MAX_ITER = _crs._INVERSE_MAX_ITER
 _PI = _crs._PI
 
@@ -68,6 +69,7 @@ def inverse(gx, gy, bd, out_x, out_y):  # pragma: no cover  (compiled)
         wx = x
         wy = y
         ca0, sa0, cb0, sb0 = _base_1(x, y)
+        tol = _TOL_BD if bd else _TOL_GCJ
         converged = False
         for _ in range(_MAX_ITER):
             ca, sa = _turn_1(ca0, sa0, (wx - x) * _PI / 60.0)
@@ -81,7 +83,7 @@ def inverse(gx, gy, bd, out_x, out_y):  # pragma: no cover  (compiled)
             dy = fy - y
             wx -= dx
             wy -= dy
-            if max(abs(dx), abs(dy)) < _TOL:
+            if max(abs(dx), abs(dy)) < tol:
                 converged = True
                 break
         if converged and (_inside(wx, wy) or _inside(x, y)):
