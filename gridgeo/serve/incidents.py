@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from gridgeo.assign import Locator
-from gridgeo.assign.ingest import locate_for_store
+from gridgeo.assign.ingest import locate_for_store, locate_records
 from gridgeo.crs import CHINA_BOX, crs_name, normalize_crs, to_wgs84
 from gridgeo.errors import CRSError, InputError, PayloadTooLarge, ValidationError
 
@@ -63,6 +63,7 @@ CONFORMANCE = [
 #: Properties a client may send; the store sets the rest (codes, seq, closed_at…).
 PROPERTIES = ("category", "reported_at", "source", "description", "status", "department")
 _WHAT = "the request (nothing was stored)"
+_SMALL = 64  # a request with at most this many features takes the per-point path
 _JSON_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
 
 
@@ -319,14 +320,40 @@ class IncidentService:
                 raise ValidationError(
                     [f"status {bad} is not one of {list(STATUSES)}"], what=_WHAT
                 )
-        ready = locate_for_store(parsed.frame, self.locator, routes=self.routes)
-        if ready["status"].isna().all():
-            ready = ready.drop(columns="status")
-        result = self.store.append(ready)
         link = f"{base}/collections/incidents/items/"
+        if len(parsed.frame) <= _SMALL:
+            # a live report: one point at a time, plain records (no frames on the hot path)
+            frame = parsed.frame
+            records = locate_records(
+                [
+                    {**row, "lon": geom.x, "lat": geom.y, "geometry": geom}
+                    for row, geom in zip(
+                        frame.drop(columns="geometry").to_dict("records"), frame.geometry
+                    )
+                ],
+                self.locator,
+                routes=self.routes,
+            )
+            for rec in records:
+                del rec["lon"], rec["lat"]
+                if rec.get("status") is None:
+                    rec.pop("status", None)
+            result = self.store.append(records)
+            ready = pd.DataFrame.from_records(
+                [{k: v for k, v in r.items()} for r in records]
+            )
+            ready = gpd.GeoDataFrame(ready, geometry="geometry", crs="EPSG:4490")
+        else:
+            ready = locate_for_store(parsed.frame, self.locator, routes=self.routes)
+            if ready["status"].isna().all():
+                ready = ready.drop(columns="status")
+            result = self.store.append(ready)
         if parsed.single:
             fid = str(parsed.frame["id"].iloc[0])
-            feature = self.feature(fid, base)
+            if result.new:  # what was stored, without reading it back
+                feature = _new_feature(next(ready.itertuples(index=False)), base)
+            else:
+                feature = self.feature(fid, base)
             if result.new:
                 return feature, 201, {"Location": link + fid,
                                       "Content-Type": "application/geo+json"}

@@ -591,36 +591,44 @@ def prepare(data: Any) -> pd.DataFrame:
     bad(np.array([v is None for v in ids], dtype=bool), "'id' is missing")
     dup = pd.Series(ids).duplicated(keep=False).to_numpy() & np.array([v is not None for v in ids])
     bad(dup, "'id' appears more than once in the batch")
-    # object columns: pandas 3 would store None in a str column as NaN
-    out = pd.DataFrame({"id": pd.Series(ids, dtype=object)})
+    # columns gathered first, the frame built once (a live POST is one row: pandas'
+    # per-assignment overhead would dominate); object columns: pandas 3 would store
+    # None in a str column as NaN
+    cols: dict[str, Any] = {"id": pd.Series(ids, dtype=object)}
     cats = _text(frame["category"])
     bad(np.array([v is None for v in cats], dtype=bool), "'category' is missing")
-    out["category"] = pd.Series(cats, dtype=object)
+    cols["category"] = pd.Series(cats, dtype=object)
     for col in TEXT_COLUMNS:
-        out[col] = pd.Series(
+        cols[col] = pd.Series(
             _text(frame[col]) if col in frame.columns else [None] * n, dtype=object
         )
     reported = to_utc(frame["reported_at"])
     bad(reported.isna().to_numpy(), "'reported_at' is missing or not an ISO 8601 time")
-    out["reported_at"] = reported
+    cols["reported_at"] = reported
     status = _text(frame["status"]) if "status" in frame.columns else [None] * n
     status = [STATUSES[0] if s is None else s for s in status]
     bad(np.array([s not in STATUSES for s in status]), f"'status' must be one of {list(STATUSES)}")
-    out["status"] = pd.Series(status, dtype=object)
-    closed = to_utc(frame["closed_at"]) if "closed_at" in frame.columns else None
-    now = pd.Timestamp.now(tz="UTC")
-    is_closed = np.array([s == CLOSED for s in status])
-    if closed is None:
-        closed = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]")
-    closed = closed.where(is_closed, pd.NaT)
-    closed[is_closed & closed.isna().to_numpy()] = now
-    out["closed_at"] = closed
+    cols["status"] = pd.Series(status, dtype=object)
+    is_closed = np.array([s == CLOSED for s in status], dtype=bool)
+    if "closed_at" in frame.columns or is_closed.any():
+        closed = (
+            to_utc(frame["closed_at"])
+            if "closed_at" in frame.columns
+            else pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+        )
+        closed = closed.where(is_closed, pd.NaT)
+        closed[is_closed & closed.isna().to_numpy()] = pd.Timestamp.now(tz="UTC")
+    else:
+        closed = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+    cols["closed_at"] = closed
     for col in ("lng", "lat"):
-        vals = pd.to_numeric(frame[col], errors="coerce") if col in frame.columns else np.nan
-        out[col] = np.asarray(vals, dtype="float64") if col in frame.columns else np.full(n, np.nan)
         if col in frame.columns:
+            vals = np.asarray(pd.to_numeric(frame[col], errors="coerce"), dtype="float64")
             given = frame[col].notna().to_numpy()
-            bad(given & np.isnan(out[col].to_numpy()), f"'{col}' is not a number")
+            bad(given & np.isnan(vals), f"'{col}' is not a number")
+            cols[col] = vals
+        else:
+            cols[col] = np.full(n, np.nan)
     null = np.array([g is None for g in geoms], dtype=bool)
     types = np.full(n, -1)
     types[~null] = shapely.get_type_id(geoms[~null])
@@ -639,9 +647,16 @@ def prepare(data: Any) -> pd.DataFrame:
     )
     if problems:
         raise ValidationError(problems, what=f"incident batch of {n} row{'s' * (n != 1)}")
-    out["x"] = xy[:, 0]
-    out["y"] = xy[:, 1]
-    return out
+    cols["x"] = xy[:, 0]
+    cols["y"] = xy[:, 1]
+    order = ["id", "category", *TEXT_COLUMNS, "reported_at", "status", "closed_at", "lng", "lat",
+             "x", "y"]  # fmt: skip
+    return pd.DataFrame({k: _plain(cols[k]) for k in order})
+
+
+def _plain(v: Any) -> Any:
+    """A column for the one-time frame constructor: Series keep their dtype, no index."""
+    return v.reset_index(drop=True) if isinstance(v, pd.Series) else v
 
 
 def _geometry(g: Any) -> Any:
@@ -660,7 +675,13 @@ def _geometry(g: Any) -> Any:
 
 
 def _text(values: pd.Series) -> list[str | None]:
-    """Text values as str, with None for missing or blank (vectorised: no per-row Python)."""
+    """Text values as str, with None for missing or blank (vectorised for big batches)."""
+    if len(values) <= 256:  # a live POST: plain Python beats pandas' per-call overhead
+        out: list[str | None] = []
+        for v in values.tolist():
+            t = None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v).strip()
+            out.append(t or None)
+        return out
     txt = values.astype("string").str.strip()
     txt = txt.where(txt.str.len() > 0)
     return txt.astype(object).where(txt.notna(), None).tolist()
