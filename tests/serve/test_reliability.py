@@ -15,9 +15,10 @@ process group: a GeoPackage is left with its WAL file, uncheckpointed) and the
 server is started again on the same workspace and store: the count is unchanged
 and every incident still reads back.
 
-Slow: the service acknowledges about 10-25 single POSTs a second on a shared
-2-core machine (``benchmarks/results/ingest.md``), so each backend takes 2-6
-minutes. ``_load(..., retry=False)`` shows what a client that gives up loses.
+Slow: the service acknowledges about 30 single POSTs a second to these 6 clients
+on a shared 2-core machine (``benchmarks/results/ingest.md``), so the load takes
+~1.5-2 minutes per backend and the whole test ~2 minutes per backend.
+``_load(..., retry=False)`` shows what a client that gives up loses.
 """
 
 from __future__ import annotations
