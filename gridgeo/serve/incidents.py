@@ -63,6 +63,7 @@ CONFORMANCE = [
 #: Properties a client may send; the store sets the rest (codes, seq, closed_at…).
 PROPERTIES = ("category", "reported_at", "source", "description", "status", "department")
 _WHAT = "the request (nothing was stored)"
+_GEOJSON = "application/geo+json"
 _SMALL = 64  # a request with at most this many features takes the per-point path
 _JSON_TYPES = ("application/geo+json", "application/json", "application/merge-patch+json")
 
@@ -339,10 +340,9 @@ class IncidentService:
                 if rec.get("status") is None:
                     rec.pop("status", None)
             result = self.store.append(records)
-            ready = pd.DataFrame.from_records(
-                [{k: v for k, v in r.items()} for r in records]
+            ready = gpd.GeoDataFrame(
+                pd.DataFrame.from_records(records), geometry="geometry", crs="EPSG:4490"
             )
-            ready = gpd.GeoDataFrame(ready, geometry="geometry", crs="EPSG:4490")
         else:
             ready = locate_for_store(parsed.frame, self.locator, routes=self.routes)
             if ready["status"].isna().all():
@@ -352,13 +352,12 @@ class IncidentService:
             fid = str(parsed.frame["id"].iloc[0])
             if result.new:  # what was stored, without reading it back
                 feature = _new_feature(next(ready.itertuples(index=False)), base)
-            else:
-                feature = self.feature(fid, base)
-            if result.new:
-                return feature, 201, {"Location": link + fid,
-                                      "Content-Type": "application/geo+json"}
-            return feature, 200, {"Content-Location": link + fid,
-                                  "Content-Type": "application/geo+json"}
+                return feature, 201, {"Location": link + fid, "Content-Type": _GEOJSON}
+            # a retried work order: the stored report, nothing created
+            return self.feature(fid, base), 200, {
+                "Content-Location": link + fid,
+                "Content-Type": _GEOJSON,
+            }
         existing = set(result.existing)
         features = [
             self.feature(str(fid), base) if str(fid) in existing else _new_feature(row, base)
