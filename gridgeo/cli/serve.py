@@ -269,6 +269,10 @@ def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions)
             self.cfg.set("preload_app", True)  # read the data once, share it by fork
             self.cfg.set("accesslog", None)
             self.cfg.set("timeout", opts.timeout)
+            # no shared ~/.gunicorn/gunicorn.ctl: several servers on one machine (tests, a
+            # county per port) would fight over it, and gridgeo does not use it
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", post_worker_init)
 
         def load(self) -> Any:

@@ -227,7 +227,7 @@ def test_a_server_stopped_while_it_warms_up_exits_promptly(county, tmp_path) -> 
                 except requests.ConnectionError:
                     time.sleep(0.01)
             proc.terminate()  # at once: the workers are still loading their kernels
-            proc.wait(timeout=15)  # gunicorn kills stuck workers only after 30 s
+            proc.wait(timeout=25)  # gunicorn kills stuck workers only after 30 s
         finally:
             if proc.poll() is None:  # the master and its workers, which would be orphaned
                 os.killpg(proc.pid, signal.SIGKILL)
