@@ -35,7 +35,7 @@ __all__ = ["DEFAULT_DAYS", "WorkCalendar", "deadlines", "overdue"]
 DEFAULT_DAYS = 5
 
 
-def _days(values: Iterable[Any], name: str) -> NDArray[np.datetime64]:
+def _days(values: Iterable[Any]) -> NDArray[np.datetime64]:
     """Local calendar days of dates or instants (tz-aware instants keep their own date)."""
     ts = pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce")
     if getattr(ts.dt, "tz", None) is not None:
@@ -77,7 +77,7 @@ class WorkCalendar:
     @staticmethod
     def _parse(values: Iterable[Any], name: str) -> NDArray[np.datetime64]:
         values = list(values)
-        days = _days(values, name)
+        days = _days(values)
         bad = [v for v, d in zip(values, days) if np.isnat(d)]
         if bad:
             raise InputError(f"{name} has dates that cannot be read: {bad[:5]}")
@@ -91,7 +91,7 @@ class WorkCalendar:
         >>> WorkCalendar(workdays=["2025-09-28"]).is_workday(["2025-09-27", "2025-09-28"])
         array([False,  True])
         """
-        d = _days(np.atleast_1d(days), "days")
+        d = _days(np.atleast_1d(days))
         return np.is_busday(d, holidays=self._off) | np.isin(d, self._on)
 
     def deadline(self, reported: Any, *, days: int = DEFAULT_DAYS) -> str:
@@ -106,7 +106,7 @@ class WorkCalendar:
         """:meth:`deadline` of many report days (NaT where the day is missing)."""
         if not isinstance(days, (int, np.integer)) or isinstance(days, bool) or days < 0:
             raise InputError(f"days must be a whole number of working days >= 0, got {days!r}")
-        start = _days(reported, "reported")
+        start = _days(reported)
         out = np.full(len(start), np.datetime64("NaT"), dtype="datetime64[D]")
         ok = ~np.isnat(start)
         if not ok.any():
@@ -171,7 +171,7 @@ def overdue(
         raise InputError(
             f"reported ({len(reported)}) and closed ({len(closed)}) differ in length"
         )
-    today = _days([now if now is not None else pd.Timestamp.now()], "now")[0]
+    today = _days([now if now is not None else pd.Timestamp.now()])[0]
     due = (calendar or WorkCalendar()).deadlines(reported, days=days)
-    is_open = np.isnat(_days(closed, "closed"))
+    is_open = np.isnat(_days(closed))
     return is_open & ~np.isnat(due) & (due < today)

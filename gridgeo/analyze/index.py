@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from gridgeo.crs import to_wgs84
 from gridgeo.errors import CRSError, InputError
 
-__all__ = ["ZMAX", "IncidentIndex", "NormSample", "incident_categories"]
+__all__ = ["ZMAX", "IncidentIndex", "NormSample", "grid_locator", "incident_categories"]
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,9 @@ class IncidentIndex:
         order = np.argsort(code, kind="stable") if tiles else np.arange(len(code))
         grid = grid_codes = None
         if grids is not None:
-            grid_codes = _grid_locator(locator, grids, key).keys("grid")
-            grid = _grid_positions(lon, lat, locator, grids, key, grid_codes)[order]
+            loc = grid_locator(locator, grids, key)
+            grid_codes = loc.keys("grid")
+            grid = _grid_positions(lon, lat, loc, grid_codes)[order]
         day0 = int(day.min()) if len(day) else 0
         ndays = int(day.max()) - day0 + 1 if len(day) else 1
         counts = np.zeros((max(len(cats.categories), 1), ndays), dtype=np.int64)
@@ -344,7 +345,7 @@ class IncidentIndex:
         if self.grid is not None:
             if locator is None and grids is None:
                 raise InputError("this index holds grids: extend it with locator= or grids=")
-            pos = _grid_positions(lon, lat, locator, grids, key, self.grid_codes)
+            pos = _grid_positions(lon, lat, grid_locator(locator, grids, key), self.grid_codes)
             grid = pos[order]
         at = np.searchsorted(self.key, code[order], side="right")
         day32 = day.astype(np.int32)
@@ -459,7 +460,8 @@ def _days(incidents: gpd.GeoDataFrame, time: str) -> NDArray[np.int64]:
     return (day_all - _EPOCH).astype(np.int64)
 
 
-def _grid_locator(locator: Any, grids: gpd.GeoDataFrame | None, key: str) -> Any:
+def grid_locator(locator: Any, grids: gpd.GeoDataFrame | None, key: str = "code") -> Any:
+    """``locator`` when it has a ``grid`` layer, else a locator built over ``grids``."""
     if locator is not None and "grid" in locator.layer_names:
         return locator
     if grids is None:
@@ -470,15 +472,10 @@ def _grid_locator(locator: Any, grids: gpd.GeoDataFrame | None, key: str) -> Any
 
 
 def _grid_positions(
-    lon: NDArray[np.float64],
-    lat: NDArray[np.float64],
-    locator: Any,
-    grids: gpd.GeoDataFrame | None,
-    key: str,
-    grid_codes: Any,
+    lon: NDArray[np.float64], lat: NDArray[np.float64], loc: Any, grid_codes: Any
 ) -> NDArray[np.int32]:
     """Position in ``grid_codes`` of the grid holding each point, -1 outside every grid."""
-    res = _grid_locator(locator, grids, key).locate(lon, lat, crs="EPSG:4326")["grid"]
+    res = loc.locate(lon, lat, crs="EPSG:4326")["grid"]
     pos = pd.Categorical(res.astype(object), categories=list(grid_codes)).codes
     return np.asarray(pos, dtype=np.int32)
 

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from gridgeo.analyze.deadlines import DEFAULT_DAYS, WorkCalendar, overdue
-from gridgeo.analyze.index import IncidentIndex
+from gridgeo.analyze.index import IncidentIndex, grid_locator
 
 __all__ = ["LiveIncidents"]
 
@@ -89,8 +89,10 @@ class LiveIncidents:
     ) -> None:
         self.store = store
         self.grids = grids
-        self.locator = locator
         self.key = key
+        # one grid locator for the first read, every poll and the open cases (built
+        # here only when the caller's locator has no grid layer)
+        self.locator = grid_locator(locator, grids, key)
         self.interval = float(interval)
         self.calendar = calendar or WorkCalendar()
         self.days = days
@@ -122,10 +124,7 @@ class LiveIncidents:
         codes = frame["grid_code"].astype(object) if "grid_code" in frame else None
         missing = codes.isna() if codes is not None else pd.Series(True, index=frame.index)
         if missing.any():
-            from gridgeo.analyze.index import _grid_locator
-
-            loc = _grid_locator(self.locator, self.grids, self.key)
-            found = loc.locate(frame.loc[missing])["grid"].astype(object)
+            found = self.locator.locate(frame.loc[missing])["grid"].astype(object)
             codes = found if codes is None else codes.where(~missing, found)
         return codes.where(codes.notna(), None)
 

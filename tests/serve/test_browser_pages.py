@@ -5,16 +5,13 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import numpy as np
 import pytest
 import requests
-from live_server import wait_until_serving
+from live_server import serving
 from PIL import Image
 
 from gridgeo.serve import ServiceConfig, create_app
@@ -176,22 +173,8 @@ def test_map_data_cannot_close_its_script() -> None:
 @pytest.fixture(scope="module")
 def live():
     """`gridgeo serve` on the bundled demo workspace, in its own process."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "gridgeo.cli", "serve"),
-            *("--data", str(DEMO), "--port", str(port), "--workers", "1"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, proc)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(DEMO) as url:
+        yield url
 
 
 @pytest.mark.server

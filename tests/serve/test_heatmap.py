@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from live_server import wait_until_serving
+from live_server import serving
 from PIL import Image
 
 from gridgeo.analyze import EMPTY_TILE, tile_of
@@ -202,30 +199,8 @@ def test_page_speaks_plain_chinese(client) -> None:
 def live_demo():
     """`gridgeo serve` on the bundled demo workspace, in its own process."""
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gridgeo.cli",
-            "serve",
-            "--data",
-            str(DEMO),
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, proc)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(DEMO) as url:
+        yield url
 
 
 @pytest.mark.browser

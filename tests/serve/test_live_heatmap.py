@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import shapely
-from live_server import wait_until_serving
+from live_server import serving
 from PIL import Image
 from test_heatmap import ARTIFACTS, CHROMIUM_ARGS, DEMO, page_config
 
@@ -33,20 +30,8 @@ def workspace_copy(tmp_path) -> Path:
 @pytest.fixture
 def live_copy(workspace_copy):
     """`gridgeo serve` on a copy of the demo workspace: the copy is its incident store."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "gridgeo.cli", "serve", "--data", str(workspace_copy)]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, proc)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(workspace_copy) as url:
+        yield url
 
 
 def test_tiles_of_a_live_store_are_revalidated_and_of_a_frozen_workspace_cached(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from live_server import wait_until_serving
+from live_server import serving
 
 from gridgeo.assign import Locator
 from gridgeo.errors import InputError, NotFound
@@ -267,37 +267,13 @@ def test_cors(county) -> None:
 def live(county, tmp_path_factory):
     """`gridgeo serve` in its own process (an in-process server can deadlock with GDAL's
     HTTP client, which may hold the GIL while it waits)."""
-    import socket
-    import sys
 
     from gridgeo.io import write_workspace
 
     path = tmp_path_factory.mktemp("live") / "w.gpkg"
     write_workspace(county, path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gridgeo.cli",
-            "serve",
-            "--data",
-            str(path),
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, proc)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving(path) as url:
+        yield url
 
 
 @pytest.mark.server
