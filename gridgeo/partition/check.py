@@ -32,7 +32,7 @@ import shapely
 from gridgeo.codes import bad_codes
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InputError
-from gridgeo.partition.make import _ceilings
+from gridgeo.partition.make.core import _ceilings
 
 __all__ = ["PROBLEM_KINDS", "GridReport", "check_grids"]
 

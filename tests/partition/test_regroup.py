@@ -404,7 +404,7 @@ def _nbrs(grids: gpd.GeoDataFrame) -> list[list[int]]:
 
 
 def test_connected_subsets_match_itertools():
-    from gridgeo.partition._setpart import connected_subsets
+    from gridgeo.partition.regroup._setpart import connected_subsets
 
     grids = lattice(2, 3, [1, 2, 3, 4, 5, 6])
     a = adjacency(grids)

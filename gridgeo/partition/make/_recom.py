@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from numba import njit
 from numpy.typing import NDArray
 
-from gridgeo.partition._bisect import _side_pps, _sweep_cut
+from gridgeo.partition.make._bisect import _side_pps, _sweep_cut
 
 __all__ = ["resplit_pairs"]
 

@@ -45,9 +45,9 @@ from scipy.sparse.csgraph import connected_components
 from gridgeo._rng import as_generator
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import adjacency, area_km2
-from gridgeo.partition._mip import solve_minmax
-from gridgeo.partition._search import component_bound, search
-from gridgeo.partition._setpart import lp_bound, polish
+from gridgeo.partition.regroup._mip import solve_minmax
+from gridgeo.partition.regroup._search import component_bound, search
+from gridgeo.partition.regroup._setpart import lp_bound, polish
 
 __all__ = ["EXACT_MAX_UNITS", "plan_diff", "regroup"]
 

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from gridgeo.partition._mip import quiet_highs
+from gridgeo.partition.regroup._mip import quiet_highs
 
 __all__: list[str] = []
 

@@ -35,10 +35,10 @@ from gridgeo._rng import as_generator
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import polsby_popper
-from gridgeo.partition._atoms import GRID_M, AtomOverlap, community_atoms
-from gridgeo.partition._bisect import bisect_region, needed
-from gridgeo.partition._recom import resplit_pairs
-from gridgeo.partition._refine import refine_labels
+from gridgeo.partition.make._atoms import GRID_M, AtomOverlap, community_atoms
+from gridgeo.partition.make._bisect import bisect_region, needed
+from gridgeo.partition.make._recom import resplit_pairs
+from gridgeo.partition.make._refine import refine_labels
 
 __all__ = ["make_grids"]
 
