@@ -20,7 +20,7 @@ import logging
 import math
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
@@ -31,14 +31,16 @@ import shapely
 from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
-from gridgeo._rng import as_generator
+from gridgeo._rng import as_generator, keyed_generators
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import polsby_popper
+from gridgeo.partition._stable import fresh_serials, history, keep_codes
 from gridgeo.partition.make._atoms import GRID_M, AtomOverlap, community_atoms
 from gridgeo.partition.make._bisect import bisect_region, needed
 from gridgeo.partition.make._recom import resplit_pairs
 from gridgeo.partition.make._refine import refine_labels
+from gridgeo.partition.plan import Plan
 
 __all__ = ["make_grids"]
 
@@ -166,6 +168,7 @@ def make_grids(
     progress: bool = False,
     workers: int | None = None,
     tessellate: bool | None = None,
+    previous: Plan | gpd.GeoDataFrame | Sequence[Plan | gpd.GeoDataFrame] | None = None,
 ) -> gpd.GeoDataFrame:
     """Cut each community into contiguous grids that respect household/population ceilings.
 
@@ -227,7 +230,10 @@ def make_grids(
         Polygons (schools, hospitals, parks) that each become their own grid
         (``kind="exclusive"``), clipped to the community holding most of it.
     seed
-        Seed for the random fallbacks; the same seed gives the same grids.
+        Seed for the random fallbacks; the same seed gives the same grids. Each
+        community draws from its own generator, keyed by its code, so a
+        community's grids do not depend on the other communities (their
+        number, order or units).
     progress
         Show a progress bar over communities.
     workers
@@ -241,6 +247,14 @@ def make_grids(
         then unions of whole blocks). ``None`` (default): blocks when every
         unit is a polygon and together they cover at least half the
         communities' area, buildings otherwise.
+    previous
+        The grids in force (a :class:`~gridgeo.partition.plan.Plan`, a grids
+        frame, or a sequence of them, oldest first) for stable codes: a grid
+        keeps the code of a grid of the latest one in its community that is
+        the same grid (geometry IoU ≥ 0.99); every other grid gets a serial
+        above every serial its community has used in any of them, or in their
+        ``retired_codes``, so codes are never reused. ``None`` (default):
+        serials from 001.
 
     Returns
     -------
@@ -251,7 +265,11 @@ def make_grids(
         ``multipart``, ``area_km2``, ``compactness`` (Polsby–Popper) and the
         geometry, in the CRS of ``within``. ``attrs["lower_bound"]`` is
         Σ max(⌈H/C_h⌉, ⌈P/C_p⌉) over communities; ``attrs["unit_grid"]`` maps
-        each unit (by the index of ``units``) to its grid code.
+        each unit (by the index of ``units``) to its grid code. With
+        ``previous``, ``attrs["retired_codes"]`` lists the used codes the new
+        grids do not hold (see :meth:`Plan.from_grids
+        <gridgeo.partition.plan.Plan.from_grids>`) and ``attrs["kept_codes"]``
+        the codes kept.
 
     Raises
     ------
@@ -263,9 +281,10 @@ def make_grids(
         community (named by their index), ``workers`` not a positive integer,
         block units that overlap (``tessellate`` False or detected; named by
         their rows), or ``tessellate=False`` with units that are not polygons.
+        ``previous`` neither grids nor a base plan.
     InfeasibleError
-        If a ceiling is not a positive number, or a community would need more
-        than 999 grids.
+        If a ceiling is not a positive number, or a community would need a
+        serial above 999.
 
     Examples
     --------
@@ -280,6 +299,7 @@ def make_grids(
     h_all = _counts(units, households, "households")
     p_all = _counts(units, population, "population")
     rng = as_generator(seed)
+    past = history(previous, level="base", where="make_grids")
     if workers is not None and (
         not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 1
     ):
@@ -299,18 +319,23 @@ def make_grids(
         bar = bar[~(shapely.is_empty(bar) | pd.isna(bar))]
         bar = shapely.boundary(bar) if len(bar) and shapely.get_dimensions(bar).max() == 2 else bar
 
-    # each unit into one community (lowest position among those covering it)
+    # each unit into one community (the smallest code among those covering it, so that
+    # the choice does not depend on the communities' order)
     tree = shapely.STRtree(comm_geoms)
     ui, ci = tree.query(upts, predicate="covered_by")
-    comm_of = np.full(len(units), len(comm_geoms), dtype=np.int64)
-    np.minimum.at(comm_of, ui, ci)
-    outside = comm_of == len(comm_geoms)
+    by_code = np.argsort(comm["code"].astype(str).to_numpy(), kind="stable")
+    rank = np.empty(len(comm_geoms), dtype=np.int64)
+    rank[by_code] = np.arange(len(comm_geoms))
+    comm_rank = np.full(len(units), len(comm_geoms), dtype=np.int64)
+    np.minimum.at(comm_rank, ui, rank[ci])
+    outside = comm_rank == len(comm_geoms)
     if outside.any():
         rows = [str(i) for i in units.index[outside][:5]]
         raise InputError(
             f"{int(outside.sum())} units lie outside every community (rows {rows}); "
             "fix their coordinates or extend the communities"
         )
+    comm_of = by_code[comm_rank]
 
     excl_geoms, excl_comm = _exclusive_parts(exclusive, crs, comm_geoms)
 
@@ -345,8 +370,9 @@ def make_grids(
             region = None
         plans.append((grids_c, region, members))
 
-    # one generator per community: the result does not depend on thread timing
-    rngs = rng.spawn(len(comm_geoms))
+    # one generator per community, keyed by its code: the result depends neither on
+    # thread timing nor on the other communities
+    rngs = keyed_generators(rng if isinstance(seed, np.random.Generator) else seed, comm["code"])
 
     def split(c: int) -> list[dict[str, Any]]:
         _, region, members = plans[c]
@@ -381,21 +407,59 @@ def make_grids(
             pbar.close()
 
     records: list[dict[str, Any]] = []
+    kept = _kept_codes(past, plans, split_grids, comm, crs)
     for c, ((grids_c, _, _), more) in enumerate(zip(plans, split_grids)):
         code = str(comm["code"].iloc[c])
         grids_c = grids_c + more
-        if len(grids_c) > 999:
-            raise InfeasibleError(
-                f"community {code} needs {len(grids_c)} grids; a 3-digit serial allows 999"
-            )
         order = _code_order(np.array([g["geometry"] for g in grids_c], dtype=object))
-        for serial, i in enumerate(order, start=1):
+        keep = kept[c]
+        used = frozenset() if past is None else past.used
+        serials = iter(fresh_serials(code, used, int(sum(k is None for k in keep)), digits=3))
+        for i in order:
             g = grids_c[i]
-            g["code"] = f"{code}{serial:03d}"
+            if keep[i] is None:
+                serial = next(serials)
+                if serial > 999:
+                    raise InfeasibleError(
+                        f"community {code} needs serial {serial} for its {len(grids_c)} grids "
+                        "(serials of earlier plans are never reused); a 3-digit serial allows 999"
+                    )
+                g["code"] = f"{code}{serial:03d}"
+            else:
+                g["code"] = keep[i]
             g["community_code"] = code
             records.append(g)
 
-    return _frame(records, units, h_all, p_all, crs, within.crs, lower)
+    out = _frame(records, units, h_all, p_all, crs, within.crs, lower)
+    if past is not None:
+        codes = set(out["code"])
+        out.attrs["retired_codes"] = sorted(past.used - codes)
+        out.attrs["kept_codes"] = sorted(k for ks in kept for k in ks if k is not None)
+        log.info("kept %d of %d codes", len(out.attrs["kept_codes"]), len(out))
+    return out
+
+
+def _kept_codes(past, plans, split_grids, comm, crs) -> list[list[str | None]]:
+    """Per community, per grid (in record order): the previous code it keeps, or None."""
+    sizes = [len(p[0]) + len(m) for p, m in zip(plans, split_grids)]
+    if past is None:
+        return [[None] * n for n in sizes]
+    new_geoms = np.array(
+        [g["geometry"] for p, m in zip(plans, split_grids) for g in p[0] + m], dtype=object
+    )
+    new_class = np.repeat(comm["code"].astype(str).to_numpy(), sizes).astype(object)
+    prev = past.grids.to_crs(crs)
+    prev_codes = prev["code"].astype(str).to_numpy().astype(object)
+    if "community_code" in prev.columns:
+        prev_class = prev["community_code"].astype(str).to_numpy().astype(object)
+    else:
+        prev_class = np.array([c[:-3] for c in prev_codes], dtype=object)
+    flat = keep_codes(new_geoms, new_class, prev.geometry.to_numpy(), prev_codes, prev_class)
+    out, start = [], 0
+    for n in sizes:
+        out.append(flat[start : start + n].tolist())
+        start += n
+    return out
 
 
 def _exclusive_parts(
