@@ -3,7 +3,8 @@
 from gridgeo.partition.align import align_zones, check_alignment
 from gridgeo.partition.check import PROBLEM_KINDS, GridReport, check_grids
 from gridgeo.partition.make import make_grids
-from gridgeo.partition.regroup import plan_diff, regroup
+from gridgeo.partition.crosswalk import crosswalk, plan_diff
+from gridgeo.partition.regroup import regroup
 
 __all__ = [
     "PROBLEM_KINDS",
@@ -11,6 +12,7 @@ __all__ = [
     "align_zones",
     "check_alignment",
     "check_grids",
+    "crosswalk",
     "make_grids",
     "plan_diff",
     "regroup",

@@ -45,6 +45,7 @@ from scipy.sparse.csgraph import connected_components
 from gridgeo._rng import as_generator
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import adjacency, area_km2
+from gridgeo.partition.crosswalk import plan_diff  # moved there (issue 15); re-exported
 from gridgeo.partition.regroup._mip import solve_minmax
 from gridgeo.partition.regroup._search import component_bound, search
 from gridgeo.partition.regroup._setpart import lp_bound, polish
@@ -410,75 +411,3 @@ def _build(
     out.attrs["method"] = "exact" if exact else "heuristic"
     return out
 
-
-def plan_diff(
-    before: pd.Series, after: pd.Series, *, weights: pd.Series | None = None
-) -> pd.DataFrame:
-    """Which grids changed group between two plans, and how much workload moved.
-
-    Group codes of two plans need not share a vocabulary (``G01`` of a 17-group plan
-    is not ``G01`` of an 11-group plan), so each group of ``after`` is first matched
-    to the group of ``before`` it shares the most weight with (a one-to-one
-    assignment; unmatched new groups match nothing). A grid has *moved* when its
-    ``after`` group is not matched to its ``before`` group.
-
-    Parameters
-    ----------
-    before, after
-        Plans: Series indexed by grid code with the group code as value (e.g.
-        ``groups.attrs["assignment"]``).
-    weights
-        Series indexed by grid code (e.g. households); 1 per grid when omitted.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per grid code of either plan (none dropped), indexed by code, with
-        ``before``, ``after``, ``matched`` (the ``before`` group that ``after`` group
-        continues, or ``<NA>``), ``moved`` (bool) and ``weight``. ``attrs`` holds
-        ``n_moved`` and ``weight_moved``.
-
-    Raises
-    ------
-    InputError
-        If a plan has duplicate grid codes or ``weights`` lacks a grid.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2"})
-    >>> a = pd.Series({"a": "X", "b": "Y", "c": "Y"})
-    >>> d = plan_diff(b, a, weights=pd.Series({"a": 10, "b": 20, "c": 30}))
-    >>> d["moved"].tolist(), d.attrs["weight_moved"]
-    ([False, True, False], 20.0)
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    for name, plan in (("before", before), ("after", after)):
-        if plan.index.duplicated().any():
-            dup = sorted(map(str, plan.index[plan.index.duplicated()]))[:5]
-            raise InputError(f"plan {name!r} lists grids more than once: {dup}")
-    codes = before.index.union(after.index, sort=False)
-    out = pd.DataFrame(
-        {"before": before.reindex(codes), "after": after.reindex(codes)}, index=codes
-    ).astype(object)
-    if weights is None:
-        wt = pd.Series(1.0, index=codes)
-    else:
-        missing = codes.difference(weights.index)
-        if len(missing):
-            raise InputError(f"weights lack grids {sorted(map(str, missing))[:5]}")
-        wt = weights.reindex(codes).astype(float)
-    out["weight"] = wt.to_numpy()
-    both = out.dropna(subset=["before", "after"])
-    shared = both.groupby(["after", "before"])["weight"].sum().unstack(fill_value=0)
-    ri, ci = linear_sum_assignment(shared.to_numpy(), maximize=True)
-    match = dict(zip(shared.index[ri], shared.columns[ci]))
-    out["matched"] = pd.array([match.get(g, pd.NA) for g in out["after"]], dtype=object)
-    out["moved"] = [
-        not (pd.notna(b) and pd.notna(m) and b == m) for b, m in zip(out["before"], out["matched"])
-    ]
-    out = out[["before", "after", "matched", "moved", "weight"]]
-    out.attrs["n_moved"] = int(out["moved"].sum())
-    out.attrs["weight_moved"] = float(out.loc[out["moved"], "weight"].sum())
-    return out

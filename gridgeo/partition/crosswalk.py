@@ -1,0 +1,724 @@
+"""Crosswalks between two grid plans: which old grid became which new grid, and what moved.
+
+A crosswalk has one row per intersection of an old grid and a new grid, as the
+US Census relationship files do, with the shared area measured in a metric CRS.
+Because gridgeo holds the buildings and the incident points, it goes beyond
+areal weights (NHGIS): households, population and incidents are *moved*
+exactly, by locating every building (its representative point) and every
+incident in the old plan and in the new one with the
+:class:`~gridgeo.assign.Locator`. Each old grid is labelled with what became
+of it, in the manner of the Eurostat NUTS correspondence tables
+(:data:`CHANGES`).
+
+:func:`plan_diff` compares two business plans over the same base grids (grid →
+group assignments, no geometry): it is the same crosswalk with base grids as the
+units moved, plus a one-to-one matching of new groups to old ones.
+
+Examples
+--------
+>>> import geopandas as gpd, shapely
+>>> old = gpd.GeoDataFrame({"code": ["A", "B"]}, crs="EPSG:4549",
+...     geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
+>>> new = gpd.GeoDataFrame({"code": ["A", "C", "D"]}, crs="EPSG:4549", geometry=[
+...     shapely.box(0, 0, 100, 100), shapely.box(100, 0, 150, 100), shapely.box(150, 0, 200, 100)])
+>>> cw = crosswalk(old, new)
+>>> for row in cw[["old_code", "new_code", "area_m2", "area_share_old", "change"]].values:
+...     print(*row)
+A A 10000.0 1.0 unchanged
+B C 5000.0 0.5 split
+B D 5000.0 0.5 split
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from numpy.typing import NDArray
+
+from gridgeo.crs import metric_crs
+from gridgeo.errors import CRSError, InputError, ValidationError
+
+__all__ = ["CHANGES", "MIN_SHARE", "SAME_IOU", "crosswalk", "plan_diff", "plan_grids"]
+
+log = logging.getLogger(__name__)
+
+CHANGES = ("unchanged", "recoded", "split", "merged", "redrawn", "retired")
+"""The labels of an old grid, in the order of :func:`crosswalk`'s docstring."""
+
+SAME_IOU = 0.99
+"""An old grid and its only partner are the same grid when their area IoU is at least this.
+
+It is the threshold at which ``make_grids(previous=…)`` keeps a grid's code (issue 15).
+"""
+
+MIN_SHARE = 0.01
+"""Default share below which a pair of grids is a sliver, not a relationship (see ``min_share``)."""
+
+_AREA_EPS = 1e-9  # relative: area sums within this of a grid's area are rounding noise
+_POINT_KINDS = {"Point"}
+_UNIT_KINDS = {"Point", "Polygon", "MultiPolygon"}
+_GRID_KINDS = {"Polygon", "MultiPolygon"}
+
+
+# ---- inputs ------------------------------------------------------------------------------
+
+
+def plan_grids(plan: Any, *, what: str = "plan") -> tuple[gpd.GeoDataFrame, str]:
+    """The grids of a plan, and how to name the plan.
+
+    Parameters
+    ----------
+    plan
+        A grid GeoDataFrame, or anything with a ``.grids`` GeoDataFrame attribute
+        (a :class:`gridgeo.partition.plan.Plan`), duck-typed.
+    what
+        How to call ``plan`` in an error message.
+
+    Returns
+    -------
+    tuple
+        The grids, and a label: the plan's ``plan_id`` (or its ``name``), else
+        ``"grids layer"`` for a bare GeoDataFrame (or ``attrs["plan_id"]`` when set).
+
+    Raises
+    ------
+    InputError
+        If ``plan`` is neither.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> g = gpd.GeoDataFrame({"code": ["A"]}, geometry=[shapely.box(0, 0, 1, 1)], crs="EPSG:4549")
+    >>> plan_grids(g)[1]
+    'grids layer'
+    >>> class P:
+    ...     plan_id, name, grids = "2025-business", "17 business grids", g
+    >>> plan_grids(P())[1]
+    '2025-business'
+    """
+    if isinstance(plan, gpd.GeoDataFrame):
+        label = plan.attrs.get("plan_id") or plan.attrs.get("name") or "grids layer"
+        return plan, str(label)
+    grids = getattr(plan, "grids", None)
+    if not isinstance(grids, gpd.GeoDataFrame):
+        raise InputError(
+            f"{what} must be a grid GeoDataFrame or a plan with a .grids GeoDataFrame, "
+            f"not {type(plan).__name__}"
+        )
+    label = getattr(plan, "plan_id", None) or getattr(plan, "name", None) or "grids layer"
+    return grids, str(label)
+
+
+def _grid_problems(grids: gpd.GeoDataFrame, what: str, key: str) -> list[str]:
+    if key not in grids.columns:
+        cols = [c for c in grids.columns if c != grids.geometry.name]
+        return [f"{what}: key column {key!r} is missing; columns are {cols} (pass key=)"]
+    problems = []
+    if len(grids) == 0:
+        problems.append(f"{what}: no grids")
+    codes = grids[key]
+    if codes.isna().any():
+        rows = list(grids.index[codes.isna().to_numpy()][:5])
+        problems.append(f"{what}: {key!r} is missing at rows {rows}")
+    text = codes.dropna().astype(str)
+    dup = text[text.duplicated(keep=False)]
+    if len(dup):
+        problems.append(f"{what}: duplicate codes in {key!r}: {sorted(set(dup))[:5]}")
+    geom = grids.geometry
+    empty = (geom.isna() | geom.is_empty).to_numpy()
+    if empty.any():
+        problems.append(
+            f"{what}: grids {list(map(str, codes[empty]))[:5]} have no geometry"
+        )
+    kinds = set(geom[~empty].geom_type)
+    if not kinds <= _GRID_KINDS:
+        problems.append(f"{what}: grids must be polygons; found {sorted(kinds)}")
+    else:
+        bad = ~empty & ~geom.is_valid.to_numpy()
+        if bad.any():
+            problems.append(
+                f"{what}: invalid geometry for grids {list(map(str, codes[bad]))[:5]}; "
+                "repair them (shapely.make_valid)"
+            )
+    return problems
+
+
+def _points_problems(
+    frame: Any, what: str, kinds: set[str], columns: tuple[str, ...]
+) -> list[str]:
+    if not isinstance(frame, (gpd.GeoDataFrame, gpd.GeoSeries)):
+        return [f"{what} must be a GeoDataFrame or GeoSeries, not {type(frame).__name__}"]
+    problems = []
+    if frame.crs is None:
+        problems.append(f"{what} have no CRS; set one (e.g. .set_crs('EPSG:4490'))")
+    geom = frame.geometry if isinstance(frame, gpd.GeoDataFrame) else frame
+    empty = (geom.isna() | geom.is_empty).to_numpy()
+    if empty.any():
+        problems.append(f"{what}: no geometry at rows {list(frame.index[empty][:5])}")
+    found = set(geom[~empty].geom_type)
+    if not found <= kinds:
+        problems.append(f"{what} must be {' or '.join(sorted(kinds))}; found {sorted(found)}")
+    for col in columns:
+        if not isinstance(frame, gpd.GeoDataFrame) or col not in frame.columns:
+            have = list(frame.columns) if isinstance(frame, gpd.GeoDataFrame) else []
+            problems.append(f"{what}: column {col!r} is missing; columns are {have}")
+            continue
+        values = frame[col]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            problems.append(f"{what}: column {col!r} has dtype {values.dtype}; it must be numeric")
+            continue
+        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(arr) | (arr < 0)
+        if bad.any():
+            problems.append(
+                f"{what}: column {col!r} has {int(bad.sum())} missing, infinite or negative "
+                f"values (rows {list(frame.index[bad][:5])})"
+            )
+    return problems
+
+
+def _validate(
+    old: gpd.GeoDataFrame,
+    new: gpd.GeoDataFrame,
+    units: Any,
+    incidents: Any,
+    key: str,
+    min_share: Any,
+) -> None:
+    for what, grids in (("old", old), ("new", new)):
+        if grids.crs is None:
+            raise CRSError(f"the {what} grids have no CRS; set one, e.g. .set_crs('EPSG:4490')")
+    problems = _grid_problems(old, "old grids", key) + _grid_problems(new, "new grids", key)
+    if units is not None:
+        problems += _points_problems(units, "units", _UNIT_KINDS, ("households", "population"))
+    if incidents is not None:
+        problems += _points_problems(incidents, "incidents", _POINT_KINDS, ())
+    if (
+        isinstance(min_share, bool)
+        or not isinstance(min_share, numbers.Real)
+        or not 0 <= min_share < 1
+    ):
+        problems.append(f"min_share was {min_share!r}; give a share from 0 to below 1")
+    if problems:
+        raise ValidationError(problems, what="crosswalk input")
+
+
+def _metric(grids: gpd.GeoDataFrame) -> pyproj.CRS:
+    """The grids' own CRS when projected, else the metric CRS chosen for them."""
+    crs = pyproj.CRS(grids.crs)
+    return crs if crs.is_projected else metric_crs(grids)
+
+
+# ---- pairs -------------------------------------------------------------------------------
+
+
+def _polygon_pairs(
+    og: NDArray[np.object_], ng: NDArray[np.object_]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Every (old, new) pair of grids sharing a positive area, and that area."""
+    tree = shapely.STRtree(ng)
+    oi, ni = tree.query(og, predicate="intersects")
+    area = shapely.area(shapely.intersection(og[oi], ng[ni]))
+    keep = area > 0
+    return oi[keep].astype(np.int64), ni[keep].astype(np.int64), area[keep]
+
+
+def _outside(
+    geoms: NDArray[np.object_],
+    others: NDArray[np.object_],
+    mine: NDArray[np.int64],
+    theirs: NDArray[np.int64],
+    shared: NDArray[np.float64],
+    areas: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Grids of one plan with area in no grid of the other plan, and that area (exact).
+
+    Where the shared areas sum to the grid's area (within rounding), nothing is
+    outside; elsewhere the area is measured as the grid minus the union of its
+    partners, so overlapping partners do not count twice.
+    """
+    covered = np.bincount(mine, weights=shared, minlength=len(geoms))
+    todo = np.flatnonzero(areas - covered > _AREA_EPS * areas)
+    out = np.zeros(len(todo))
+    for k, i in enumerate(todo):
+        partners = others[theirs[mine == i]]
+        rest = geoms[i] if not len(partners) else shapely.difference(
+            geoms[i], shapely.union_all(partners)
+        )
+        out[k] = shapely.area(rest)
+    keep = out > _AREA_EPS * areas[todo]
+    return todo[keep].astype(np.int64), out[keep]
+
+
+def _representative(frame: gpd.GeoDataFrame | gpd.GeoSeries) -> gpd.GeoSeries:
+    """Points as they are; polygons by a point surely inside (shapely.point_on_surface)."""
+    geom = frame.geometry if isinstance(frame, gpd.GeoDataFrame) else frame
+    arr = geom.to_numpy()
+    poly = shapely.get_type_id(arr) != 0
+    if poly.any():
+        arr = arr.copy()
+        arr[poly] = shapely.point_on_surface(arr[poly])
+    return gpd.GeoSeries(arr, index=geom.index, crs=geom.crs)
+
+
+def _locate(
+    loc: Any, points: gpd.GeoSeries, opos: NDArray[np.int64], npos: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Position of each point's old and new grid (input row order), -1 outside."""
+    found = loc.locate(points)
+    o = opos[found["old"].cat.codes.to_numpy()]
+    n = npos[found["new"].cat.codes.to_numpy()]
+    return o, n
+
+
+def _positions(loc: Any, layer: str, codes: NDArray[np.object_]) -> NDArray[np.int64]:
+    """Input row of each of the locator's keys, with -1 appended for 'no zone' (code -1)."""
+    where = pd.Index(codes.astype(str)).get_indexer(loc.keys(layer).astype(str))
+    return np.append(where, -1).astype(np.int64)
+
+
+def _changes(
+    o: NDArray[np.int64],
+    n: NDArray[np.int64],
+    iou: NDArray[np.float64],
+    same_code: NDArray[np.bool_],
+    n_old: int,
+    n_new: int,
+    same_iou: float,
+) -> NDArray[np.object_]:
+    """The label of every old grid from its significant (old, new) pairs (both >= 0)."""
+    deg_o = np.bincount(o, minlength=n_old)
+    deg_n = np.bincount(n, minlength=n_new)
+    exclusive = deg_n[n] == 1  # the new grid of the pair takes from this old grid only
+    shares_out = np.bincount(o, weights=~exclusive, minlength=n_old) > 0
+    label = np.full(n_old, "redrawn", dtype=object)
+    label[deg_o == 0] = "retired"
+    label[(deg_o >= 2) & ~shares_out] = "split"
+    only = deg_o[o] == 1
+    po, pn = o[only], n[only]
+    merged = deg_n[pn] > 1
+    label[po[merged]] = "merged"
+    same = ~merged & (iou[only] >= same_iou)
+    label[po[same]] = np.where(same_code[only][same], "unchanged", "recoded")
+    return label
+
+
+def _codes(values: NDArray[np.object_], pos: NDArray[np.int64]) -> Any:
+    """``values[pos]`` as an object array, ``<NA>`` where ``pos`` is -1."""
+    out = np.empty(len(pos), dtype=object)
+    out[:] = pd.NA
+    out[pos >= 0] = values[pos[pos >= 0]]
+    return pd.array(out, dtype=object)
+
+
+# ---- crosswalk ---------------------------------------------------------------------------
+
+
+def crosswalk(
+    old: Any,
+    new: Any,
+    *,
+    units: gpd.GeoDataFrame | None = None,
+    incidents: gpd.GeoDataFrame | gpd.GeoSeries | None = None,
+    key: str = "code",
+    min_share: float = MIN_SHARE,
+) -> pd.DataFrame:
+    """One row per intersection of an old grid and a new grid, with what moved across it.
+
+    Areas are measured in a metric CRS: the old grids' own CRS when it is
+    projected, else the CGCS2000 3-degree Gauss–Krüger zone (or UTM zone) chosen
+    for them (:func:`gridgeo.crs.metric_crs`), never in degrees. Households,
+    population and incidents are moved exactly: each building (a point, or a
+    polygon's :func:`shapely.point_on_surface`) and each incident is located in
+    both plans by one :class:`~gridgeo.assign.Locator` (a point on a shared
+    edge goes to the grid whose code sorts first, as everywhere in gridgeo).
+
+    **Labels.** A pair of grids is *significant* when their shared area is at
+    least ``min_share`` of the old grid's or of the new grid's area, or (with
+    ``units``) when their shared households are at least ``min_share`` of
+    either grid's; thinner pairs are slivers (rows in the table, but no
+    relationship). Each old grid is labelled from its significant pairs:
+
+    ``unchanged``
+        One significant partner, which has no other significant predecessor,
+        with an area IoU of at least :data:`SAME_IOU` (0.99) and the same code.
+    ``recoded``
+        As ``unchanged``, but the new grid has another code.
+    ``split``
+        Two or more significant partners, each of them made from this old grid
+        alone (every other predecessor a sliver).
+    ``merged``
+        One significant partner, which also takes significant parts of other
+        old grids.
+    ``redrawn``
+        Anything else: the only partner but a moved boundary (IoU below 0.99),
+        or parts going to new grids that also take parts of other old grids.
+    ``retired``
+        No significant partner: the grid's territory left the plan (it lies
+        outside every new grid, or only slivers of it are inside).
+
+    Parameters
+    ----------
+    old, new
+        The two plans: grid GeoDataFrames (polygons with a CRS and unique codes
+        in ``key``), or anything with a ``.grids`` GeoDataFrame (a ``Plan``).
+    units
+        Buildings: points or polygons with ``households`` and ``population``.
+    incidents
+        Incident points (a GeoDataFrame or GeoSeries with a CRS).
+    key
+        Column of grid codes, in both plans.
+    min_share
+        Share (from 0 to below 1) below which a pair is a sliver for the labels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair sharing a positive area or a located point, ordered by
+        old grid then new grid (in the plans' row order; ``<NA>`` last):
+
+        - ``old_code``, ``new_code``: ``<NA>`` for area or points outside that
+          plan: ``(old, <NA>)`` is the part of an old grid in no new grid,
+          ``(<NA>, new)`` the part of a new grid in no old grid, and
+          ``(<NA>, <NA>)`` the points outside both (its area is NaN). Nothing is
+          dropped.
+        - ``area_m2``: the shared area (0 for a pair that shares only points
+          on an edge).
+        - ``area_share_old``, ``area_share_new``: ``area_m2`` over the old
+          (new) grid's area; NaN where that code is ``<NA>``. Where neither plan
+          has overlapping grids, each sums to 1 per grid.
+        - with ``units``: ``households`` and ``population`` located in both.
+        - with ``incidents``: ``incidents``, the count located in both.
+        - ``change``: the label of the row's old grid (``<NA>`` when
+          ``old_code`` is ``<NA>``).
+
+        ``attrs`` holds ``changes``: a DataFrame with one row per old grid (in
+        row order): ``code``, ``change``, ``successors`` (tuple of the new codes
+        of its significant pairs, largest share first) and ``iou`` (area IoU with
+        its largest partner, 0 if none); ``predecessors``: the same per new grid
+        (``code``, ``predecessors``); ``crs`` (the metric CRS of the areas),
+        ``old_plan`` and ``new_plan`` (see :func:`plan_grids`) and ``min_share``.
+
+    Raises
+    ------
+    CRSError
+        If a plan has no CRS.
+    ValidationError
+        Listing every problem found: a missing ``key`` column, missing or
+        duplicate codes, missing, non-polygon or invalid grid geometry, units
+        without numeric ``households``/``population`` (or with missing or
+        negative values), non-point incidents, inputs without a CRS, a bad
+        ``min_share``.
+    InputError
+        If a plan is neither a GeoDataFrame nor has ``.grids``.
+
+    Examples
+    --------
+    Grids ``A`` and ``B`` merged into ``AB``; ``C`` kept its ground as ``C2``;
+    one building moved, with its 7 households, from ``B`` into ``AB``:
+
+    >>> import geopandas as gpd, shapely
+    >>> box = shapely.box
+    >>> old = gpd.GeoDataFrame({"code": ["A", "B", "C"]}, crs="EPSG:4549",
+    ...     geometry=[box(0, 0, 100, 100), box(100, 0, 200, 100), box(200, 0, 300, 100)])
+    >>> new = gpd.GeoDataFrame({"code": ["AB", "C2"]}, crs="EPSG:4549",
+    ...     geometry=[box(0, 0, 200, 100), box(200, 0, 300, 100)])
+    >>> units = gpd.GeoDataFrame({"households": [7, 3], "population": [20, 9]},
+    ...     geometry=[shapely.Point(150, 50), shapely.Point(250, 50)], crs="EPSG:4549")
+    >>> cw = crosswalk(old, new, units=units)
+    >>> cw[["old_code", "new_code", "households", "change"]].values.tolist()
+    [['A', 'AB', 0, 'merged'], ['B', 'AB', 7, 'merged'], ['C', 'C2', 3, 'recoded']]
+    >>> cw.attrs["changes"]["successors"].tolist()
+    [('AB',), ('AB',), ('C2',)]
+    """
+    old_grids, old_label = plan_grids(old, what="old")
+    new_grids, new_label = plan_grids(new, what="new")
+    _validate(old_grids, new_grids, units, incidents, key, min_share)
+    crs = _metric(old_grids)
+    og = old_grids.geometry.to_crs(crs).to_numpy()
+    ng = new_grids.geometry.to_crs(crs).to_numpy()
+    ocodes = old_grids[key].to_numpy(dtype=object)
+    ncodes = new_grids[key].to_numpy(dtype=object)
+    n_old, n_new = len(og), len(ng)
+    oarea, narea = shapely.area(og), shapely.area(ng)
+
+    # areas: intersecting pairs, then the parts of each grid outside the other plan
+    oi, ni, shared = _polygon_pairs(og, ng)
+    out_o, out_o_area = _outside(og, ng, oi, ni, shared, oarea)
+    out_n, out_n_area = _outside(ng, og, ni, oi, shared, narea)
+    po = np.concatenate([oi, out_o, np.full(len(out_n), -1)])
+    pn = np.concatenate([ni, np.full(len(out_o), -1), out_n])
+    parea = np.concatenate([shared, out_o_area, out_n_area])
+
+    # points: located in both plans at once
+    sums: dict[str, tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = {}
+    if units is not None or incidents is not None:
+        from gridgeo.assign import Locator
+
+        layers = {
+            "old": gpd.GeoDataFrame({key: ocodes.astype(str)}, geometry=og, crs=crs),
+            "new": gpd.GeoDataFrame({key: ncodes.astype(str)}, geometry=ng, crs=crs),
+        }
+        cells = int(np.clip(16 * max(n_old, n_new), 4096, 65_536))
+        loc = Locator(layers, key=key, cells=cells)
+        opos, npos = _positions(loc, "old", ocodes), _positions(loc, "new", ncodes)
+        if units is not None:
+            uo, un = _locate(loc, _representative(units), opos, npos)
+            for col in ("households", "population"):
+                sums[col] = (uo, un, units[col].to_numpy(dtype=np.float64))
+        if incidents is not None:
+            io_, in_ = _locate(loc, _representative(incidents), opos, npos)
+            sums["incidents"] = (io_, in_, np.ones(len(io_)))
+
+    # one id per (old, new) pair, -1 shifted to 0
+    def pid(o: NDArray[np.int64], n: NDArray[np.int64]) -> NDArray[np.int64]:
+        return (o + 1) * (n_new + 1) + (n + 1)
+
+    ids = [pid(po, pn)] + [pid(o, n) for o, n, _ in sums.values()]
+    uniq, inv = np.unique(np.concatenate(ids), return_inverse=True)
+    m = len(uniq)
+    ro, rn = uniq // (n_new + 1) - 1, uniq % (n_new + 1) - 1
+    area = np.zeros(m)
+    np.add.at(area, inv[: len(po)], parea)
+    area[(ro < 0) & (rn < 0)] = np.nan
+    cols: dict[str, Any] = {
+        "old_code": _codes(ocodes, ro),
+        "new_code": _codes(ncodes, rn),
+        "area_m2": area,
+        "area_share_old": np.where(ro >= 0, area / oarea[np.maximum(ro, 0)], np.nan),
+        "area_share_new": np.where(rn >= 0, area / narea[np.maximum(rn, 0)], np.nan),
+    }
+    start = len(po)
+    for name, (o, _, w) in sums.items():
+        total = np.bincount(inv[start : start + len(o)], weights=w, minlength=m)
+        start += len(o)
+        integer = units is None or name == "incidents" or pd.api.types.is_integer_dtype(units[name])
+        cols[name] = total.round().astype(np.int64) if integer else total
+
+    # labels from the significant pairs
+    both = (ro >= 0) & (rn >= 0)
+    sig = both & (
+        (cols["area_share_old"] >= min_share) | (cols["area_share_new"] >= min_share)
+    )
+    if units is not None:
+        hh = cols["households"].astype(np.float64)
+        hh_o = np.bincount(ro[ro >= 0], weights=hh[ro >= 0], minlength=n_old)
+        hh_n = np.bincount(rn[rn >= 0], weights=hh[rn >= 0], minlength=n_new)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_hh = (hh / hh_o[np.maximum(ro, 0)] >= min_share) | (
+                hh / hh_n[np.maximum(rn, 0)] >= min_share
+            )
+        sig |= both & (area > 0) & by_hh
+    so, sn = ro[sig], rn[sig]
+    iou = area[sig] / (oarea[so] + narea[sn] - area[sig])
+    same = ocodes[so].astype(str) == ncodes[sn].astype(str)
+    labels = _changes(so, sn, iou, same, n_old, n_new, SAME_IOU)
+    cols["change"] = _codes(labels, ro)
+
+    frame = pd.DataFrame(cols)
+    # old grid then new grid in row order, <NA> (-1) last
+    order = np.lexsort((np.where(rn < 0, n_new, rn), np.where(ro < 0, n_old, ro)))
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.attrs.update(
+        changes=_per_grid(ocodes, so, sn, area[sig] / oarea[so], iou, ncodes, labels),
+        predecessors=_predecessors(ncodes, sn, so, area[sig] / narea[sn], ocodes),
+        crs=crs.to_string(),
+        old_plan=old_label,
+        new_plan=new_label,
+        min_share=float(min_share),
+    )
+    log.info(
+        "crosswalk %s -> %s: %d pairs; %s",
+        old_label,
+        new_label,
+        len(frame),
+        pd.Series(labels).value_counts().to_dict(),
+    )
+    return frame
+
+
+def _per_grid(
+    codes: NDArray[np.object_],
+    mine: NDArray[np.int64],
+    theirs: NDArray[np.int64],
+    share: NDArray[np.float64],
+    iou: NDArray[np.float64],
+    their_codes: NDArray[np.object_],
+    labels: NDArray[np.object_],
+) -> pd.DataFrame:
+    order = np.lexsort((-share, mine))
+    mine, theirs, iou = mine[order], theirs[order], iou[order]
+    succ: list[tuple[Any, ...]] = [() for _ in range(len(codes))]
+    best = np.zeros(len(codes))
+    for i, j, v in zip(mine.tolist(), theirs.tolist(), iou.tolist()):
+        if not succ[i]:
+            best[i] = v
+        succ[i] = (*succ[i], their_codes[j])
+    return pd.DataFrame(
+        {"code": codes, "change": labels, "successors": succ, "iou": best}
+    )
+
+
+def _predecessors(
+    codes: NDArray[np.object_],
+    mine: NDArray[np.int64],
+    theirs: NDArray[np.int64],
+    share: NDArray[np.float64],
+    their_codes: NDArray[np.object_],
+) -> pd.DataFrame:
+    order = np.lexsort((-share, mine))
+    pred: list[tuple[Any, ...]] = [() for _ in range(len(codes))]
+    for i, j in zip(mine[order].tolist(), theirs[order].tolist()):
+        pred[i] = (*pred[i], their_codes[j])
+    return pd.DataFrame({"code": codes, "predecessors": pred})
+
+
+# ---- plan_diff ---------------------------------------------------------------------------
+
+
+def _assignment(plan: Any, what: str) -> pd.Series:
+    if isinstance(plan, pd.Series):
+        return plan
+    assignment = getattr(plan, "assignment", None)
+    if not isinstance(assignment, pd.Series):
+        raise InputError(
+            f"plan {what!r} must be a Series grid code -> group code, or a business plan "
+            f"with an .assignment Series, not {type(plan).__name__}"
+        )
+    return assignment
+
+
+def plan_diff(
+    before: pd.Series, after: pd.Series, *, weights: pd.Series | None = None
+) -> pd.DataFrame:
+    """Which grids changed group between two plans, and how much workload moved.
+
+    This is the crosswalk of two groupings of the same base grids, with the base
+    grids as the units moved: ``attrs["crosswalk"]`` has one row per (before
+    group, after group) pair sharing grids, each before group labelled as in
+    :func:`crosswalk` (a group is ``unchanged`` or ``recoded`` only when its
+    members are exactly those of one after group). Group codes of two plans need
+    not share a vocabulary (``G01`` of a 17-group plan is not ``G01`` of an
+    11-group plan), so each group of ``after`` is also matched to the group of
+    ``before`` it shares the most weight with (a one-to-one assignment; unmatched
+    new groups match nothing). A grid has *moved* when its ``after`` group is
+    not matched to its ``before`` group.
+
+    Parameters
+    ----------
+    before, after
+        Plans: Series indexed by grid code with the group code as value (e.g.
+        ``groups.attrs["assignment"]``), or business plans with such an
+        ``.assignment`` (a ``Plan``).
+    weights
+        Series indexed by grid code (e.g. households); 1 per grid when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid code of either plan (none dropped), indexed by code, with
+        ``before``, ``after``, ``matched`` (the ``before`` group that ``after`` group
+        continues, or ``<NA>``), ``moved`` (bool), ``weight`` and ``change`` (the
+        label of the ``before`` group, ``<NA>`` for a grid not in ``before``).
+        ``attrs`` holds ``n_moved``, ``weight_moved`` and ``crosswalk`` (columns
+        ``old_code``, ``new_code``, ``grids``, ``weight``, ``weight_share_old``,
+        ``weight_share_new``, ``change``; ``<NA>`` for grids in one plan only).
+
+    Raises
+    ------
+    InputError
+        If a plan has duplicate grid codes or ``weights`` lacks a grid, or is
+        neither a Series nor has an ``.assignment`` Series.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2"})
+    >>> a = pd.Series({"a": "X", "b": "Y", "c": "Y"})
+    >>> d = plan_diff(b, a, weights=pd.Series({"a": 10, "b": 20, "c": 30}))
+    >>> d["moved"].tolist(), d.attrs["weight_moved"], d["change"].tolist()
+    ([False, True, False], 20.0, ['redrawn', 'redrawn', 'merged'])
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    before, after = _assignment(before, "before"), _assignment(after, "after")
+    for name, plan in (("before", before), ("after", after)):
+        if plan.index.duplicated().any():
+            dup = sorted(map(str, plan.index[plan.index.duplicated()]))[:5]
+            raise InputError(f"plan {name!r} lists grids more than once: {dup}")
+    codes = before.index.union(after.index, sort=False)
+    out = pd.DataFrame(
+        {"before": before.reindex(codes), "after": after.reindex(codes)}, index=codes
+    ).astype(object)
+    if weights is None:
+        wt = pd.Series(1.0, index=codes)
+    else:
+        missing = codes.difference(weights.index)
+        if len(missing):
+            raise InputError(f"weights lack grids {sorted(map(str, missing))[:5]}")
+        wt = weights.reindex(codes).astype(float)
+    out["weight"] = wt.to_numpy()
+
+    # the crosswalk of the groups, the base grids being the units moved
+    old_groups = pd.unique(before.dropna().to_numpy(dtype=object))
+    new_groups = pd.unique(after.dropna().to_numpy(dtype=object))
+    o = pd.Index(old_groups).get_indexer(out["before"]).astype(np.int64)
+    n = pd.Index(new_groups).get_indexer(out["after"]).astype(np.int64)
+    pairs = (
+        pd.DataFrame({"o": o, "n": n, "grids": 1, "weight": out["weight"].to_numpy()})
+        .groupby(["o", "n"], sort=True)[["grids", "weight"]]
+        .sum()
+        .reset_index()
+    )
+    po, pn = pairs["o"].to_numpy(np.int64), pairs["n"].to_numpy(np.int64)
+    count = pairs["grids"].to_numpy(np.float64)
+    size_o = np.bincount(o[o >= 0], minlength=len(old_groups)).astype(np.float64)
+    size_n = np.bincount(n[n >= 0], minlength=len(new_groups)).astype(np.float64)
+    both = (po >= 0) & (pn >= 0)
+    bo, bn = po[both], pn[both]
+    iou = count[both] / (size_o[bo] + size_n[bn] - count[both])
+    same = old_groups[bo].astype(str) == new_groups[bn].astype(str)
+    labels = _changes(bo, bn, iou, same, len(old_groups), len(new_groups), 1.0)
+    w = pairs["weight"].to_numpy(np.float64)
+    w_o = np.bincount(po[po >= 0], weights=w[po >= 0], minlength=len(old_groups))
+    w_n = np.bincount(pn[pn >= 0], weights=w[pn >= 0], minlength=len(new_groups))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cw = pd.DataFrame(
+            {
+                "old_code": _codes(old_groups, po),
+                "new_code": _codes(new_groups, pn),
+                "grids": pairs["grids"].to_numpy(np.int64),
+                "weight": w,
+                "weight_share_old": np.where(po >= 0, w / w_o[np.maximum(po, 0)], np.nan),
+                "weight_share_new": np.where(pn >= 0, w / w_n[np.maximum(pn, 0)], np.nan),
+                "change": _codes(labels, po),
+            }
+        )
+    # order: old groups, then new groups, in order of appearance; <NA> last
+    order = np.lexsort(
+        (np.where(pn < 0, len(new_groups), pn), np.where(po < 0, len(old_groups), po))
+    )
+    cw = cw.iloc[order].reset_index(drop=True)
+
+    # each after group continues the before group it shares the most weight with
+    pairs_in_both = out.dropna(subset=["before", "after"])
+    shared = pairs_in_both.groupby(["after", "before"])["weight"].sum().unstack(fill_value=0)
+    ri, ci = linear_sum_assignment(shared.to_numpy(), maximize=True)
+    match = dict(zip(shared.index[ri], shared.columns[ci]))
+    out["matched"] = pd.array([match.get(g, pd.NA) for g in out["after"]], dtype=object)
+    out["moved"] = [
+        not (pd.notna(b) and pd.notna(m) and b == m) for b, m in zip(out["before"], out["matched"])
+    ]
+    out["change"] = _codes(labels, o)
+    out = out[["before", "after", "matched", "moved", "weight", "change"]]
+    out.attrs["n_moved"] = int(out["moved"].sum())
+    out.attrs["weight_moved"] = float(out.loc[out["moved"], "weight"].sum())
+    out.attrs["crosswalk"] = cw
+    return out
