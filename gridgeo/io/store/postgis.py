@@ -50,6 +50,7 @@ from gridgeo.io.store.base import (
     finish_frame,
     one_time,
     prepare,
+    prepare_records,
 )
 
 __all__ = ["MIGRATIONS", "PostGISStore", "describe_dsn"]
@@ -124,6 +125,19 @@ _SELECT = ", ".join(
     ]
 )
 _TEXT = {c: str for c in ("id", "category", "status", *TEXT_COLUMNS)}
+# the record path (append_records): one array a column, unnested in input order
+_RECORD_COLUMNS = tuple(c for c in COLUMNS if c not in ("seq", "updated_at"))
+_RECORD_TYPES = {"reported_at": "timestamptz", "closed_at": "timestamptz", "lng": "float8",
+                 "lat": "float8"}  # fmt: skip
+_INSERT_RECORDS = (
+    f"INSERT INTO incidents (geom, {', '.join(_RECORD_COLUMNS)}) "
+    f"SELECT ST_SetSRID(ST_MakePoint(r.x, r.y), {SRID}), "
+    f"{', '.join('r.' + c for c in _RECORD_COLUMNS)} "
+    f"FROM (SELECT pg_advisory_xact_lock({_WRITE_LOCK})) AS l, unnest(%s::float8[], %s::float8[], "
+    + ", ".join(f"%s::{_RECORD_TYPES.get(c, 'text')}[]" for c in _RECORD_COLUMNS)
+    + f") WITH ORDINALITY AS r(x, y, {', '.join(_RECORD_COLUMNS)}, pos) "
+    "ORDER BY r.pos ON CONFLICT (id) DO NOTHING RETURNING id"
+)
 
 
 def describe_dsn(url: str) -> str:
@@ -254,6 +268,36 @@ class PostGISStore(IncidentStore):
         except psycopg.Error as err:
             raise InputError(f"the batch was not stored: {_first_line(err)}") from err
         ids = batch["id"].tolist()
+        return AppendResult([i for i in ids if i in fresh], [i for i in ids if i not in fresh])
+
+    def append_records(self, rows: Sequence[Any]) -> AppendResult:
+        """The live path: one prepared statement, one round trip, on one pooled connection.
+
+        :func:`prepare_records` checks the rows in plain Python (no frames); the
+        rows travel as one array a column and are inserted with ``INSERT …
+        SELECT … FROM unnest(…) ORDER BY pos ON CONFLICT (id) DO NOTHING
+        RETURNING id``, in autocommit: the statement is its own transaction.
+        It takes the write lock first (a subquery, evaluated before ``seq`` is
+        drawn), so rows commit in ``seq`` order as in :meth:`append`.
+        """
+        batch = prepare_records(rows)
+        if not batch:
+            return AppendResult([], [])
+        params = [[r["x"] for r in batch], [r["y"] for r in batch]]
+        params += [[r[c] for r in batch] for c in _RECORD_COLUMNS]
+        try:
+            with self._connection() as conn:
+                conn.autocommit = True  # no BEGIN / COMMIT round trips: one statement
+                try:
+                    cur = conn.execute(_INSERT_RECORDS, params, prepare=True)
+                    fresh = {r[0] for r in cur.fetchall()}
+                finally:
+                    conn.autocommit = False
+        except psycopg.OperationalError as err:
+            raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
+        except psycopg.Error as err:
+            raise InputError(f"the batch was not stored: {_first_line(err)}") from err
+        ids = [r["id"] for r in batch]
         return AppendResult([i for i in ids if i in fresh], [i for i in ids if i not in fresh])
 
     def update_status(self, id: str, status: str, *, at: Any = None) -> Incident:
