@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import numbers
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import geopandas as gpd
 import numpy as np
@@ -43,9 +43,12 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from gridgeo._rng import as_generator
+from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InfeasibleError, InputError
 from gridgeo.geom import adjacency, area_km2
+from gridgeo.partition._stable import History, fresh_serials, history, keep_codes
 from gridgeo.partition.crosswalk import plan_diff  # moved there (issue 15); re-exported
+from gridgeo.partition.plan import Plan
 from gridgeo.partition.regroup._mip import solve_minmax
 from gridgeo.partition.regroup._search import component_bound, search
 from gridgeo.partition.regroup._setpart import lp_bound, polish
@@ -177,26 +180,70 @@ def _feasibility(
 
 
 def _group_codes(
-    grids: gpd.GeoDataFrame, labels: NDArray[np.int64], key: str, within: str | None
+    grids: gpd.GeoDataFrame,
+    labels: NDArray[np.int64],
+    key: str,
+    within: str | None,
+    past: History | None = None,
 ) -> NDArray[np.object_]:
-    """``G01..Gk`` ordered by smallest member code, or ``<within value>-01`` per class."""
+    """``G01..Gk`` ordered by smallest member code, or ``<within value>-01`` per class.
+
+    With ``past``, a group keeps the code of the previous group it equals (same
+    members, or IoU ≥ 0.99) and new groups get serials above every serial used.
+    """
     codes = grids[key].astype(str).to_numpy()
     first = {g: min(codes[labels == g]) for g in np.unique(labels)}
+    cls = None if within is None else grids[within].astype(str).to_numpy()
+    by_cls: dict[str, list[int]] = {}
+    for g in first:
+        prefix = "G" if cls is None else f"{cls[labels == g][0]}-"
+        by_cls.setdefault(prefix, []).append(g)
+    kept = {} if past is None else _kept_group_codes(grids, labels, codes, by_cls, past)
+    used = frozenset() if past is None else past.used
     names: dict[int, str] = {}
-    if within is None:
-        width = max(2, len(str(len(first))))
-        for s, g in enumerate(sorted(first, key=lambda g: first[g]), start=1):
-            names[g] = f"G{s:0{width}d}"
-    else:
-        cls = grids[within].astype(str).to_numpy()
-        by_cls: dict[str, list[int]] = {}
-        for g in first:
-            by_cls.setdefault(cls[labels == g][0], []).append(g)
-        for value, gs in by_cls.items():
-            width = max(2, len(str(len(gs))))
-            for s, g in enumerate(sorted(gs, key=lambda g: first[g]), start=1):
-                names[g] = f"{value}-{s:0{width}d}"
+    for prefix, gs in by_cls.items():
+        fresh = [g for g in sorted(gs, key=lambda g: first[g]) if g not in kept]
+        serials = fresh_serials(prefix, used, len(fresh))
+        width = max(2, len(str(len(gs))), len(str(serials[-1])) if serials else 0)
+        for g, s in zip(fresh, serials):
+            names[g] = f"{prefix}{s:0{width}d}"
+        names.update({g: kept[g] for g in gs if g in kept})
     return np.array([names[int(g)] for g in labels], dtype=object)
+
+
+def _kept_group_codes(
+    grids: gpd.GeoDataFrame,
+    labels: NDArray[np.int64],
+    codes: NDArray[np.object_],
+    by_cls: dict[str, list[int]],
+    past: History,
+) -> dict[int, str]:
+    """Group label → the previous code it keeps (same members, or IoU ≥ 0.99)."""
+    crs = grids.crs if grids.crs.is_projected else metric_crs(grids)
+    groups = [g for gs in by_cls.values() for g in gs]
+    new_class = np.array([p for p, gs in by_cls.items() for _ in gs], dtype=object)
+    dissolved = grids.geometry.groupby(labels).agg(lambda s: s.union_all())
+    new_geoms = gpd.GeoSeries(dissolved.loc[groups].to_numpy(), crs=grids.crs).to_crs(crs)
+    prev = past.grids.to_crs(crs)
+    prev_codes = prev["code"].astype(str).to_numpy().astype(object)
+    prev_class = np.array(
+        [
+            next((p for p in by_cls if c.startswith(p) and c[len(p) :].isdigit()), None)
+            for c in prev_codes
+        ],
+        dtype=object,
+    )
+    members = past.members or {}
+    found = keep_codes(
+        new_geoms.to_numpy(),
+        new_class,
+        prev.geometry.to_numpy(),
+        prev_codes,
+        prev_class,
+        new_units=[frozenset(codes[labels == g].tolist()) for g in groups],
+        prev_units=[members.get(c) for c in prev_codes],
+    )
+    return {g: code for g, code in zip(groups, found) if code is not None}
 
 
 def regroup(
@@ -210,6 +257,7 @@ def regroup(
     time_limit: float | None = None,
     method: str = "auto",
     progress: bool = False,
+    previous: Plan | gpd.GeoDataFrame | Sequence[Plan | gpd.GeoDataFrame] | None = None,
 ) -> gpd.GeoDataFrame:
     """Merge grids into ``k`` contiguous groups minimising the heaviest workload.
 
@@ -242,6 +290,14 @@ def regroup(
     progress
         Show one tqdm progress bar (on stderr) for the whole call: the local search
         over every restart, then the bound and the exact or recombining solve.
+    previous
+        The business plan in force (a :class:`~gridgeo.partition.plan.Plan`, a
+        regroup result, or a sequence of them, oldest first) for stable codes: a
+        group keeps the code of a group of the latest one that has the same
+        members (grid codes) or the same geometry (IoU ≥ 0.99), in the same
+        class (``G`` or ``<within value>-``); every other group gets a serial
+        above every serial its class has used in any of them, or in their
+        ``retired_codes``, so codes are never reused. ``None``: serials from 01.
 
     Returns
     -------
@@ -251,13 +307,16 @@ def regroup(
         weight column, and the dissolved geometry in the input CRS. ``attrs`` holds
         ``assignment`` (Series grid code → group code, in the input's row order),
         ``optimal`` (True only when proven: by HiGHS, or by meeting the lower bound),
-        ``lower_bound``, ``gap`` (``max/lower_bound - 1``) and ``method``.
+        ``lower_bound``, ``gap`` (``max/lower_bound - 1``) and ``method``; with
+        ``previous``, also ``retired_codes`` (used codes the groups do not hold,
+        see :meth:`Plan.from_regroup <gridgeo.partition.plan.Plan.from_regroup>`)
+        and ``kept_codes``.
 
     Raises
     ------
     InputError
         Bad ``k``, missing/non-numeric/NaN/negative weights, duplicate codes, unknown
-        ``method``.
+        ``method``; ``previous`` not a business plan or a regroup result.
     CRSError
         If the grids have no CRS.
     InfeasibleError
@@ -279,6 +338,7 @@ def regroup(
     if time_limit is not None and not (isinstance(time_limit, numbers.Real) and time_limit > 0):
         raise InputError(f"time_limit was {time_limit!r}; give seconds > 0 or None")
     rng = as_generator(seed)
+    past = history(previous, level="business", where="regroup")
     w, parts = _weights(grids, weight)
     t0 = time.monotonic()
 
@@ -364,7 +424,7 @@ def regroup(
         lower = max(lower, best)
     if bar is not None:
         bar.close()
-    return _build(grids, labels, w, parts, key, within, lower, best, optimal, exact)
+    return _build(grids, labels, w, parts, key, within, lower, best, optimal, exact, past)
 
 
 def _build(
@@ -378,8 +438,9 @@ def _build(
     best: float,
     optimal: bool,
     exact: bool,
+    past: History | None = None,
 ) -> gpd.GeoDataFrame:
-    names = _group_codes(grids, labels, key, within)
+    names = _group_codes(grids, labels, key, within, past)
     codes = grids[key].to_numpy()
     frame = pd.DataFrame({"group": names, "_w": w}, index=grids.index)
     frame = pd.concat([frame, parts.add_prefix("_p_")], axis=1)
@@ -409,5 +470,8 @@ def _build(
     out.attrs["lower_bound"] = float(lower)
     out.attrs["gap"] = float(best / lower - 1.0) if lower > 0 else 0.0
     out.attrs["method"] = "exact" if exact else "heuristic"
+    if past is not None:
+        out.attrs["retired_codes"] = sorted(past.used - set(order))
+        out.attrs["kept_codes"] = sorted(set(order) & set(past.grids["code"].astype(str)))
     return out
 
