@@ -3,15 +3,32 @@
 from gridgeo.io.conform import conform
 from gridgeo.io.read import read_layer
 from gridgeo.io.store import IncidentStore, open_store
-from gridgeo.io.workspace import SCHEMA, read_workspace, validate_workspace, write_workspace
+from gridgeo.io.workspace import (
+    SCHEMA,
+    adopt_plan,
+    plan_in_force,
+    read_plan,
+    read_plans,
+    read_workspace,
+    refresh_grids,
+    save_plan,
+    validate_workspace,
+    write_workspace,
+)
 
 __all__ = [
     "SCHEMA",
     "IncidentStore",
+    "adopt_plan",
     "conform",
     "open_store",
+    "plan_in_force",
     "read_layer",
+    "read_plan",
+    "read_plans",
     "read_workspace",
+    "refresh_grids",
+    "save_plan",
     "validate_workspace",
     "write_workspace",
 ]

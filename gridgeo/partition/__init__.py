@@ -2,13 +2,16 @@
 
 from gridgeo.partition.align import align_zones, check_alignment
 from gridgeo.partition.check import PROBLEM_KINDS, GridReport, check_grids
-from gridgeo.partition.make import make_grids
 from gridgeo.partition.crosswalk import crosswalk, plan_diff
+from gridgeo.partition.make import make_grids
+from gridgeo.partition.plan import LEVELS, Plan, used_codes
 from gridgeo.partition.regroup import regroup
 
 __all__ = [
+    "LEVELS",
     "PROBLEM_KINDS",
     "GridReport",
+    "Plan",
     "align_zones",
     "check_alignment",
     "check_grids",
@@ -16,4 +19,5 @@ __all__ = [
     "make_grids",
     "plan_diff",
     "regroup",
+    "used_codes",
 ]
