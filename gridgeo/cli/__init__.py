@@ -16,6 +16,7 @@ from gridgeo import __version__
 _COMMAND_MODULES: tuple[str, ...] = (
     "gridgeo.cli.db",
     "gridgeo.cli.demo",
+    "gridgeo.cli.importer",
     "gridgeo.cli.ingest",
     "gridgeo.cli.locate",
     "gridgeo.cli.partition",

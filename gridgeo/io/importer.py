@@ -36,12 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
-import shapely
 import tomllib
 
-from gridgeo.crs import metric_crs, normalize_crs
+from gridgeo.crs import normalize_crs
 from gridgeo.errors import GridGeoError, InputError, NotFound, ValidationError
 from gridgeo.io.read import read_layer
 from gridgeo.io.workspace import SCHEMA, write_workspace
@@ -187,53 +185,6 @@ def _source(name: str, table: Any, folder: Path, problems: list[str]) -> LayerSo
         encoding=encoding,
         columns=dict(columns),
     )
-
-
-def _repair_reprojected(
-    layers: dict[str, gpd.GeoDataFrame], changes: pd.DataFrame
-) -> tuple[dict[str, gpd.GeoDataFrame], pd.DataFrame]:
-    """Repair polygons the return to lon/lat left invalid, one change row each.
-
-    A coverage cleaned in metres can cross itself by a nanometre once its
-    vertices are projected back to degrees; the workspace would refuse it.
-    """
-    out = dict(layers)
-    rows = []
-    for name, gdf in layers.items():
-        spec = SCHEMA.get(name)
-        if spec is None or spec.geometry != "polygon" or not isinstance(gdf, gpd.GeoDataFrame):
-            continue
-        geoms = gdf.geometry.to_numpy()
-        bad = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms)) & ~shapely.is_valid(geoms)
-        if not bad.any():
-            continue
-        fixed = geoms.copy()
-        fixed[bad] = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
-        metric = metric_crs(gdf)
-        area = gpd.GeoSeries(np.concatenate([geoms[bad], fixed[bad]]), crs=gdf.crs)
-        area = area.to_crs(metric).area.to_numpy()
-        n = int(bad.sum())
-        codes = gdf["code"].to_numpy()[bad] if "code" in gdf.columns else [None] * n
-        for code, reason, before, after in zip(
-            codes, shapely.is_valid_reason(geoms[bad]), area[:n], area[n:]
-        ):
-            rows.append(
-                {
-                    "layer": name,
-                    "code": code,
-                    "problem": f"invalid once back in {gdf.crs}: {reason}",
-                    "action": "repaired with make_valid (structure)",
-                    "area_m2": float(after - before),
-                    "geometry": None,
-                }
-            )
-        log.warning(
-            "import: layer '%s': repaired %d geometries made invalid by reprojection", name, n
-        )
-        out[name] = gdf.set_geometry(gpd.GeoSeries(fixed, index=gdf.index, crs=gdf.crs))
-    if rows:
-        changes = pd.concat([changes, pd.DataFrame(rows)], ignore_index=True)
-    return out, changes
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -405,7 +356,6 @@ def import_workspace(
         bar.set_postfix_str("conform")
         t0 = time.perf_counter()
         layers, changes = conform(read, tolerance_m=float(tolerance_m))
-        layers, changes = _repair_reprojected(layers, changes)
         log.info(
             "import: conformed %d layers in %.2f s, %d changes",
             len(layers),
