@@ -1,6 +1,11 @@
 """Partition a territory: make grids, regroup them, check them."""
 
-from gridgeo.partition.align import align_zones, check_alignment
+from gridgeo.partition.align import (
+    Realignment,
+    align_zones,
+    check_alignment,
+    realign_departments,
+)
 from gridgeo.partition.check import PROBLEM_KINDS, GridReport, check_grids
 from gridgeo.partition.crosswalk import crosswalk, plan_diff
 from gridgeo.partition.make import make_grids
@@ -12,12 +17,14 @@ __all__ = [
     "PROBLEM_KINDS",
     "GridReport",
     "Plan",
+    "Realignment",
     "align_zones",
     "check_alignment",
     "check_grids",
     "crosswalk",
     "make_grids",
     "plan_diff",
+    "realign_departments",
     "regroup",
     "used_codes",
 ]
