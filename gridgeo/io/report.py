@@ -94,6 +94,19 @@ def _feature_point(gdf: gpd.GeoDataFrame | None, code: Any) -> shapely.Geometry 
     return shapely.point_on_surface(shapely.union_all(geoms))
 
 
+def _invalid_points(gdf: gpd.GeoDataFrame | None, code: Any) -> shapely.Geometry | None:
+    """Where GEOS finds the features of ``gdf`` with ``code`` invalid (a bow-tie's crossing)."""
+    if gdf is None or "code" not in gdf.columns or pd.isna(code):
+        return None
+    geoms = gdf.geometry.to_numpy()[gdf["code"].astype(str).to_numpy() == str(code)]
+    points = []
+    for reason in shapely.is_valid_reason(geoms):
+        m = re.search(r"\[(\S+) (\S+)\]", str(reason or ""))
+        if m and not str(reason).startswith("Valid"):
+            points.append(shapely.Point(float(m.group(1)), float(m.group(2))))
+    return shapely.MultiPoint(points) if len(points) > 1 else (points[0] if points else None)
+
+
 def _marker(geom: shapely.Geometry) -> shapely.Geometry:
     """A point on the largest part of ``geom``."""
     parts = shapely.get_parts(geom)
@@ -105,8 +118,9 @@ def fix_geometries(result: ImportResult) -> gpd.GeoDataFrame:
     """Where each change of an import is: one row per row of ``result.changes``.
 
     The geometry is the one :func:`~gridgeo.io.conform.conform` reports for the
-    change (the area that moved, or the repaired part); a change without one
-    (an attribute derived, vertices snapped) is placed at a point on its
+    change (the area that moved); the repair of an invalid geometry is placed
+    where GEOS found it invalid (a bow-tie's crossing), and a change without a
+    geometry (an attribute derived, vertices snapped) at a point on its
     feature, as written. ``marker`` is a point on the largest part.
 
     Parameters
@@ -143,6 +157,8 @@ def fix_geometries(result: ImportResult) -> gpd.GeoDataFrame:
     given = changes["geometry"] if "geometry" in changes.columns else pd.Series(None, changes.index)
     for i, row in changes.iterrows():
         geom = given[i]
+        if str(row.get("problem", "")).startswith("invalid"):
+            geom = _invalid_points(result.read.get(str(row.get("layer"))), row.get("code")) or geom
         if geom is None or not isinstance(geom, shapely.Geometry) or geom.is_empty:
             layer = str(row.get("layer"))
             geom = _feature_point(result.layers.get(layer), row.get("code"))
@@ -178,6 +194,24 @@ def _layer_features(name: str, gdf: gpd.GeoDataFrame) -> tuple[list[dict[str, An
                 props[col] = str(gdf[col].iloc[i])
         features.append({"type": "Feature", "properties": props, "geometry": _rounded(geoms[i])})
     return features, dropped
+
+
+def _as_read(result: ImportResult) -> list[dict[str, Any]]:
+    """The changed polygons as they were drawn (a bow-tie shows as one), for the map."""
+    features = []
+    if result.changes.empty:
+        return features
+    for layer, codes in result.changes.groupby("layer")["code"]:
+        gdf = result.read.get(str(layer))
+        if gdf is None or "code" not in gdf.columns:
+            continue
+        wanted = set(codes.dropna().astype(str))
+        for code, geom in zip(gdf["code"].astype(str), gdf.geometry.to_numpy()):
+            if code in wanted and geom is not None and not geom.is_empty:
+                props = {"code": code, "layer": str(layer)}
+                shape = _rounded(geom)
+                features.append({"type": "Feature", "properties": props, "geometry": shape})
+    return features
 
 
 def _e(value: Any) -> str:
@@ -246,7 +280,7 @@ def report_html(result: ImportResult, *, title: str | None = None) -> str:
         }
         for i, f in zip(fixes.index, fixes.itertuples())
     ]
-    data = {"layers": layers, "fixes": fix_features}
+    data = {"layers": layers, "asRead": _as_read(result), "fixes": fix_features}
     payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
 
     names = _names(result)
@@ -353,7 +387,7 @@ a.show { color: #c0392b; }
 _SCRIPT = """
 (function () {
   const data = JSON.parse(document.getElementById("report-data").textContent);
-  const map = L.map("map", { zoomSnap: 0.25 });
+  const map = L.map("map", { zoomSnap: 0.25, maxZoom: 22 });
   const overlays = {};
   const byName = {};
   let bounds = null;
@@ -375,6 +409,13 @@ _SCRIPT = """
       bounds = bounds ? bounds.extend(b) : L.latLngBounds(b.getSouthWest(), b.getNorthEast());
     }
   }
+  const asRead = L.geoJSON(data.asRead, {
+    style: () => ({ color: "#333333", weight: 1, dashArray: "3 3", fill: false }),
+    onEachFeature: (f, l) => {
+      l.bindTooltip("as read: " + f.properties.layer + " " + f.properties.code);
+    },
+  });
+  overlays["<span style='color:#333'>&#9633;</span> changed, as read"] = asRead;
   // one red shape and one marker per change row; the marker finds a sliver at county zoom
   const rows = Array.from(document.querySelectorAll("table.changes tbody tr"));
   const fixOfRow = {};
@@ -385,7 +426,7 @@ _SCRIPT = """
     const popup = "<b>" + [1, 2, 3].map((k) => c[k].innerHTML).join(" ") + "</b><br>"
       + c[4].innerHTML + "<br>→ " + c[5].innerHTML + area;
     const shape = L.geoJSON(f, {
-      style: () => ({ color: "#d62728", weight: 1.5, fillColor: "#d62728", fillOpacity: 0.5 }),
+      style: () => ({ color: "#d62728", weight: 1, fillColor: "#d62728", fillOpacity: 0.5 }),
       pointToLayer: (p, ll) => L.circleMarker(ll, { radius: 3, color: "#d62728", weight: 2 }),
     }).bindPopup(popup);
     const marker = L.circleMarker(f.properties.marker, {
@@ -406,10 +447,13 @@ _SCRIPT = """
     a.closest("tr").classList.add("selected");
     const b = f.shape.getBounds();
     const where = b.isValid() ? b.pad(0.5) : L.latLngBounds([f.marker.getLatLng()]);
-    map.fitBounds(where, { maxZoom: 19 });
+    map.fitBounds(where, { maxZoom: 21 });
+    asRead.addTo(map); // the outline as drawn, beside what it became
     f.marker.openPopup();
   }));
-  window.gridgeoImportReport = { map: map, layers: byName, changes: fixes, fixes: fixOfRow };
+  window.gridgeoImportReport = {
+    map: map, layers: byName, asRead: asRead, changes: fixes, fixes: fixOfRow,
+  };
 })();
 """
 
