@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -11,16 +13,34 @@ from click.testing import CliRunner
 
 from gridgeo.cli import main
 
-EXAMPLES = Path(__file__).parents[2] / "data" / "examples"
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "data" / "examples"
 
 
 def run(*args: str):
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def test_import_of_the_shipped_example_then_partition_and_check(tmp_path) -> None:
-    ws, page = tmp_path / "county.gpkg", tmp_path / "import.html"
-    result = run("import", EXAMPLES / "manifest.toml", "-o", ws, "--report", page)
+def readme_lines() -> list[list[str]]:
+    """The command lines of the README's 'Bring your own county' section, split as a shell would."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("## Bring your own county")
+    block = re.compile(r"```sh\n(.*?)```", re.S).search(text, start).group(1)
+    return [shlex.split(line, comments=True) for line in block.splitlines() if line.strip()]
+
+
+def test_readme_import_of_the_shipped_example_then_partition_and_check(
+    tmp_path, monkeypatch
+) -> None:
+    """The README's lines as written, on a copy of data/examples (the 'Done when' of issue 14)."""
+    shutil.copytree(EXAMPLES, tmp_path / "data" / "examples")
+    monkeypatch.chdir(tmp_path)
+    imp, part, check = readme_lines()
+    assert imp[:3] == ["gridgeo", "import", "data/examples/manifest.toml"]
+    assert part[:2] == ["gridgeo", "partition"] and check[:2] == ["gridgeo", "check"]
+    ws, page = Path(imp[imp.index("-o") + 1]), Path(imp[imp.index("--report") + 1])
+
+    result = run(*imp[1:])
     assert result.exit_code == 0, result.output
     assert f"wrote {ws}" in result.output and f"wrote {page}" in result.output
     # what was read, and the kinds of change, are on the terminal
@@ -31,13 +51,13 @@ def test_import_of_the_shipped_example_then_partition_and_check(tmp_path) -> Non
     assert comms["name"].iloc[0] == "东门社区" and set(comms["type"]) == {"urban", "rural"}
     assert "东门社区" in page.read_text(encoding="utf-8")
 
-    grids = tmp_path / "grids.gpkg"
-    result = run("partition", ws, "--workers", "1", "-o", grids)
+    result = run(*part[1:])
     assert result.exit_code == 0, result.output
+    grids = Path(part[part.index("-o") + 1])
     n = len(gpd.read_file(grids, layer="grids"))
     assert f"{n} grids in {len(comms)} communities" in result.output
 
-    result = run("check", grids, "--communities", ws, "--units", ws)
+    result = run(*check[1:])
     assert result.exit_code == 0, result.output
     assert result.output.rstrip().endswith("ok") and "NOT ok" not in result.output
 
