@@ -10,9 +10,11 @@ where their edges are straight, scaled to local metres; areas in the CGCS2000
 3-degree Gauss–Krüger zone of the data, :func:`gridgeo.crs.metric_crs`):
 
 1. **Repair.** An invalid geometry (bow-tie, self-intersecting ring, hole
-   outside its shell) is rebuilt by ``shapely.make_valid(method="structure")``
-   and keeps every polygonal part; only lines and points that the repair
-   splits off (zero area) are dropped.
+   outside its shell) is rebuilt as every area its shell encloses (the faces
+   of the noded ring, so a loop wound the other way is kept too, which
+   ``shapely.make_valid`` would drop) minus its holes, united with what
+   ``make_valid(method="structure")`` keeps. Only lines and points (zero
+   area) are dropped.
 2. **Overlaps** go to the polygon whose ``code`` sorts first (ties: the
    earlier row). The other polygons lose the overlapping area.
 3. **Gaps** thinner than ``tolerance_m`` (the diameter of the largest circle
@@ -94,6 +96,10 @@ REPORT_COLUMNS = ("layer", "code", "problem", "action", "area_m2")
 #: Area changes below this (vertex snapping by GEOS, float noise) are not reported.
 _MIN_AREA_M2 = 1e-4
 _REPORT_CRS = "EPSG:4490"
+#: GEOS snaps vertices closer than this fraction of the tolerance (1 mm for 1 m): it
+#: closes the sub-millimetre slivers left where an edge straight in one CRS meets a
+#: vertex projected from another.
+_SNAP = 1e-3
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
 
@@ -224,6 +230,13 @@ class _Space:
         return self.to_work(np.asarray(geoms.values, dtype=object))
 
 
+def _coverage_keys(layer: _Layer) -> np.ndarray:
+    """Which coverage each row belongs to: its department for zones, else one for all."""
+    if layer.name == "zones" and "department" in layer.gdf.columns:
+        return layer.gdf["department"].astype(str).to_numpy()
+    return np.full(len(layer.gdf), "", dtype=object)
+
+
 def _polygon_layer(name: str) -> bool:
     return name in COVERAGE_LAYERS or name in _REPAIR_ONLY
 
@@ -238,6 +251,31 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     if not parts:
         return shapely.Polygon()
     return parts[0] if len(parts) == 1 else shapely.union_all(parts)
+
+
+def _enclosed(ring: shapely.Geometry) -> shapely.Geometry:
+    """Every area a ring encloses, however it crosses itself (its noded faces)."""
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.node(ring))))
+    return shapely.union_all(faces) if len(faces) else shapely.Polygon()
+
+
+def _repair(geom: shapely.Geometry) -> shapely.Geometry:
+    """A valid (Multi)Polygon covering all that ``geom``'s rings enclose, minus its holes.
+
+    ``make_valid`` alone drops areas a self-overlapping ring winds round twice
+    the other way; the faces of the noded ring keep them. The result also
+    covers what ``make_valid(method="structure")`` keeps.
+    """
+    parts = []
+    for polygon in shapely.get_parts(geom):
+        if shapely.get_type_id(polygon) != shapely.GeometryType.POLYGON:
+            continue
+        shell = _enclosed(shapely.get_exterior_ring(polygon))
+        holes = [_enclosed(r) for r in shapely.get_interior_ring(
+            polygon, range(shapely.get_num_interior_rings(polygon)))]
+        parts.append(shapely.difference(shell, shapely.union_all(holes)) if holes else shell)
+    structure = _polygonal(shapely.make_valid(geom, method="structure", keep_collapsed=False))
+    return _polygonal(shapely.union_all([*parts, structure]))
 
 
 def _row(
@@ -273,28 +311,20 @@ def _start(name: str, gdf: gpd.GeoDataFrame, space: _Space, rows: list) -> _Laye
     invalid = ~empty & ~shapely.is_valid(raw)
     for i in np.flatnonzero(invalid):
         reason = str(shapely.is_valid_reason(raw[i])).split("[")[0]
-        fixed = _polygonal(shapely.make_valid(raw[i], method="structure", keep_collapsed=False))
+        fixed = _repair(raw[i])
         geoms[i] = fixed
         _row(
             rows,
             name,
             codes[i],
             f"invalid geometry: {reason}",
-            "repaired with make_valid (structure), keeping every polygonal part",
+            "rebuilt from every area its rings enclose, keeping every polygonal part",
             space.area(fixed) - space.area(raw[i]),
             fixed,
         )
     if invalid.any():
         log.info("layer '%s': repaired %d invalid geometries", name, int(invalid.sum()))
     return _Layer(name, gdf, raw, geoms.copy(), geoms)
-
-
-def _extent(geoms: np.ndarray, tol: float) -> shapely.Geometry:
-    """Where a layer without a boundary may extend: its union, closed over notches < tol."""
-    union = shapely.union_all(geoms)
-    closed = shapely.buffer(shapely.buffer(union, tol / 2, join_style="mitre"), -tol / 2,
-                            join_style="mitre")
-    return shapely.union(union, closed)
 
 
 def _width_below(geoms: np.ndarray, tol: float) -> np.ndarray:
@@ -311,25 +341,52 @@ def _order(codes: Sequence[str]) -> np.ndarray:
 
 
 def _clean(
-    geoms: np.ndarray, codes: Sequence[str], extent: shapely.Geometry, tol: float
+    geoms: np.ndarray,
+    codes: Sequence[str],
+    tol: float,
+    *,
+    within: shapely.Geometry | None = None,
+    away: shapely.Geometry | None = None,
 ) -> np.ndarray:
-    """Clean one group into a coverage inside ``extent`` (see the module rules)."""
+    """Clean one group into a coverage inside ``within`` and outside ``away``.
+
+    Overlaps go to the code that sorts first; the land outside ``within`` and
+    inside ``away`` is one more polygon that sorts before every code, so it
+    wins every overlap (clipping). Gaps < ``tol`` go to the longest border.
+    """
     out = geoms.copy()
     order = [i for i in _order(codes) if not shapely.is_empty(geoms[i])]
     if not order:
         return out
-    x0, y0, x1, y1 = shapely.total_bounds(np.append(geoms[order], extent))
-    pad = 10 * tol + 10.0
-    frame = shapely.difference(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad), extent)
-    # The outside (index 0) sorts before every code: it wins each overlap, i.e. clips.
-    cleaned = shapely.coverage_clean(
-        np.array([frame, *geoms[order]], dtype=object),
-        gap_width=tol,
-        merge_strategy="min_index",
-    )
-    for k, i in enumerate(order):
-        out[i] = _polygonal(cleaned[k + 1])
-    _fill_edge_gaps(out, order, extent, tol)
+    frame = None
+    if within is not None or away is not None:
+        extra = [g for g in (within, away) if g is not None and not shapely.is_empty(g)]
+        x0, y0, x1, y1 = shapely.total_bounds(np.array([*geoms[order], *extra], dtype=object))
+        pad = 10 * tol + 10.0
+        world = shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+        frame = shapely.difference(world, within) if within is not None else shapely.Polygon()
+        if away is not None:
+            frame = shapely.union(frame, away)
+        if shapely.is_empty(frame):
+            frame = None
+    if frame is not None:
+        # Clip and settle overlaps first, without gap filling: the outside must not take gaps.
+        polygons = np.array([frame, *geoms[order]], dtype=object)
+        clipped = shapely.coverage_clean(
+            polygons, gap_width=0.0, snapping_distance=tol * _SNAP, merge_strategy="min_index"
+        )
+        for k, i in enumerate(order):
+            out[i] = _polygonal(clipped[k + 1])
+        order = [i for i in order if not shapely.is_empty(out[i])]
+    if order:
+        cleaned = shapely.coverage_clean(
+            out[order], gap_width=tol, snapping_distance=tol * _SNAP, merge_strategy="min_index"
+        )
+        for k, i in enumerate(order):
+            out[i] = _polygonal(cleaned[k])
+    if frame is not None and order:
+        # The frame as cleaned: its edges run through the same nodes as the polygons'.
+        _fill_edge_gaps(out, order, shapely.difference(world, clipped[0]), tol)
     _match_edges(out, codes)
     return out
 
@@ -379,6 +436,7 @@ def _account(
     or by nobody when ``j`` is None.
     """
     before, after, codes = layer.before, layer.geoms, layer.codes
+    keys = _coverage_keys(layer)
     same = shapely.equals_exact(shapely.normalize(before), shapely.normalize(after), tolerance=0.0)
     after[same] = before[same]  # GEOS may start a ring elsewhere: keep the input's vertices
     tree = shapely.STRtree(after)
@@ -391,7 +449,7 @@ def _account(
         if space.area(lost) >= _MIN_AREA_M2:
             held = []
             for j in sorted(tree.query(lost, predicate="intersects")):
-                if j == i:
+                if j == i or keys[j] != keys[i]:
                     continue
                 part = _polygonal(shapely.intersection(lost, after[j]))
                 area = space.area(part)
@@ -571,20 +629,19 @@ def conform(
         if name not in work:
             continue
         layer = work[name]
-        base = county if county is not None else _extent(layer.geoms, tol)
-        clip_name = "the boundary" if county is not None else "the layer's extent"
+        clip_name = "the boundary"
         if name in _NESTING and _NESTING[name][1] in work:
-            reasons[name] = _clean_nested(layer, work[_NESTING[name][1]], name, base, tol)
+            reasons[name] = _clean_nested(layer, work[_NESTING[name][1]], name, county, tol)
         elif name == "zones" and "department" in layer.gdf.columns:
             departments = layer.gdf["department"].astype(str).to_numpy()
             for department in sorted(set(departments)):
                 pos = np.flatnonzero(departments == department)
                 layer.geoms[pos] = _clean(
-                    layer.geoms[pos], [layer.codes[i] for i in pos], base, tol
+                    layer.geoms[pos], [layer.codes[i] for i in pos], tol, within=county
                 )
             reasons[name] = _overlap_reason(layer, lambda i, c=clip_name: c)
         else:
-            layer.geoms = _clean(layer.geoms, layer.codes, base, tol)
+            layer.geoms = _clean(layer.geoms, layer.codes, tol, within=county)
             reasons[name] = _overlap_reason(layer, lambda i, c=clip_name: c)
         if name == "communities" and missing_towns:
             work["towns"] = _build_towns(layer, missing_towns, work.get("towns"), space, rows)
@@ -596,11 +653,11 @@ def conform(
     out: dict[str, gpd.GeoDataFrame] = {}
     for name, gdf in layers.items():
         if name in work:
-            out[name] = _finish(work[name], space)
+            out[name] = _finish(work[name], space, rows)
         else:
             out[name] = gdf.copy()
     if "towns" in work and "towns" not in out:
-        out["towns"] = _finish(work["towns"], space)
+        out["towns"] = _finish(work["towns"], space, rows)
     report = _report(rows, space)
     if len(report):
         log.info("conform: %d changes in %s", len(report), sorted(set(report["layer"])))
@@ -618,7 +675,7 @@ def _missing_towns(layers: Mapping[str, gpd.GeoDataFrame], work: dict[str, _Laye
 
 
 def _clean_nested(
-    layer: _Layer, parent: _Layer, name: str, base: shapely.Geometry, tol: float
+    layer: _Layer, parent: _Layer, name: str, base: shapely.Geometry | None, tol: float
 ) -> Any:
     """Clean a child layer inside its parents, a group per parent; return why area was lost."""
     column, parent_name, level = _NESTING[name]
@@ -632,11 +689,12 @@ def _clean_nested(
     codes = layer.codes
     for k, positions in sorted(groups.items()):
         pos = np.array(positions, dtype=np.intp)
+        group = [codes[i] for i in pos]
         if k >= 0:
-            extent = parent.geoms[k]
+            layer.geoms[pos] = _clean(layer.geoms[pos], group, tol, within=parent.geoms[k])
         else:
-            extent = shapely.difference(base, shapely.union_all(parent.geoms))
-        layer.geoms[pos] = _clean(layer.geoms[pos], [codes[i] for i in pos], extent, tol)
+            taken = shapely.union_all(parent.geoms)
+            layer.geoms[pos] = _clean(layer.geoms[pos], group, tol, within=base, away=taken)
     _match_edges(layer.geoms, codes)
 
     def clip(i: int) -> str:
@@ -691,14 +749,47 @@ def _build_towns(
     return layer
 
 
-def _finish(layer: _Layer, space: _Space) -> gpd.GeoDataFrame:
+def _finish(layer: _Layer, space: _Space, rows: list) -> gpd.GeoDataFrame:
+    """Back to the layer's CRS; what was not changed keeps its very vertices."""
     gdf = layer.gdf.copy()
-    back = gpd.GeoSeries(space.to_crs(layer.geoms, gdf.crs), crs=gdf.crs, index=gdf.index)
+    geoms = space.to_crs(layer.geoms, gdf.crs)
     untouched = np.array([g is r for g, r in zip(layer.geoms, layer.raw)], dtype=bool)
-    if untouched.any() and len(layer.raw) == len(gdf):
-        back[untouched] = gdf.geometry[untouched]  # no round trip for what did not change
-    gdf[gdf.geometry.name] = back
+    if untouched.any():
+        geoms[untouched] = np.asarray(gdf.geometry.values, dtype=object)[untouched]
+    if layer.name in COVERAGE_LAYERS:
+        _settle(layer, geoms, space, gdf.crs, rows)
+    gdf[gdf.geometry.name] = gpd.GeoSeries(geoms, crs=gdf.crs, index=gdf.index)
     return gdf
+
+
+def _settle(layer: _Layer, geoms: np.ndarray, space: _Space, crs: Any, rows: list) -> None:
+    """Undo what rounding on the way back to ``crs`` broke (a flipped micro-sliver)."""
+    keys = _coverage_keys(layer)
+    codes = layer.codes
+    before = geoms.copy()
+    for key in sorted(set(keys.tolist())):
+        pos = np.flatnonzero(keys == key)
+        sub = geoms[pos]
+        present = ~shapely.is_empty(sub)
+        if shapely.is_valid(sub).all() and shapely.coverage_is_valid(sub[present]):
+            continue
+        bad = ~shapely.is_valid(sub)
+        for k in np.flatnonzero(bad):
+            fixed = shapely.make_valid(sub[k], method="structure", keep_collapsed=False)
+            sub[k] = _polygonal(fixed)
+        _match_edges(sub, [codes[i] for i in pos])
+        geoms[pos] = sub
+        log.info("layer '%s': matched edges again after the return to %s", layer.name, crs)
+    changed = np.flatnonzero(~shapely.equals_exact(before, geoms, tolerance=0.0))
+    if len(changed) == 0:
+        return
+    work_before = space.from_crs(gpd.GeoSeries(before[changed], crs=crs))
+    work_after = space.from_crs(gpd.GeoSeries(geoms[changed], crs=crs))
+    delta = space.area(work_after) - space.area(work_before)
+    for k, i in enumerate(changed):
+        if abs(delta[k]) >= _MIN_AREA_M2:
+            _row(rows, layer.name, codes[i], "edge within snapping distance of a neighbour's",
+                 "vertices snapped onto the shared edge", delta[k], None)
 
 
 def _report(rows: list[dict[str, Any]], space: _Space) -> pd.DataFrame:
