@@ -54,6 +54,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -239,8 +240,48 @@ def _worker_class(opts: ServerOptions) -> type:
                 tick=self.notify,
                 graceful_timeout=self.cfg.graceful_timeout,
             )
+            # Every request received is answered and every write committed. Leave
+            # now, without the interpreter's teardown: it would wait for a warm-up
+            # thread still loading kernels (seconds on a busy machine), and a
+            # daemon thread frozen inside numba's import can hang it for good.
+            logging.shutdown()
+            os._exit(0)
 
     return WaitressWorker
+
+
+_EXIT_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP")
+    if hasattr(signal, name)
+)
+
+
+def _arbiter_class() -> type:
+    """gunicorn's Arbiter, with the stop signals held back across each fork.
+
+    A worker installs its own signal handlers a moment after the fork. A SIGTERM
+    that reaches it before then goes to the master's handler, copied by the fork,
+    which only queues it for a master that is not there: the worker never learns
+    that it should stop and the master waits for it until the graceful timeout
+    (30 s) kills it. Held back (blocked) instead, the signal waits in the new
+    worker until :func:`_release_signals` runs, after its handlers are installed.
+    """
+    from gunicorn.arbiter import Arbiter
+
+    class _Arbiter(Arbiter):  # type: ignore[misc]
+        def spawn_worker(self) -> int:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, _EXIT_SIGNALS)
+            try:
+                return super().spawn_worker()  # returns in the master only
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    return _Arbiter
+
+
+def _release_signals() -> None:
+    """Deliver the stop signals held back since the fork (see :func:`_arbiter_class`)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _EXIT_SIGNALS)
 
 
 def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions) -> None:
@@ -257,6 +298,7 @@ def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions)
         # in each worker, after the fork: the master never runs a kernel, so that it
         # binds the port sooner and forks nothing but plain Python state
         _warm_in_background(worker.wsgi)
+        _release_signals()  # its handlers are in place: a stop sent meanwhile lands now
 
     worker_class = _worker_class(opts)
 
@@ -277,6 +319,12 @@ def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions)
 
         def load(self) -> Any:
             return app
+
+        def run(self) -> None:
+            try:
+                _arbiter_class()(self).run()
+            except RuntimeError as e:  # gunicorn's own start-up errors, as its run() does
+                raise click.ClickException(str(e)) from e
 
     _App().run()
 

@@ -209,7 +209,10 @@ def test_a_server_stopped_while_it_warms_up_exits_promptly(county, tmp_path) -> 
     path, saved = tmp_path / "w.gpkg", tmp_path / "loc.npz"
     write_workspace(county, path)
     Locator.from_workspace(county).save(saved)
-    for _ in range(2):  # the hang this guards against was intermittent
+    # Two causes made this slow, one of them intermittent: a worker's exit waited for
+    # its warm-up thread (5-10 s on a busy machine), and a stop signal that reached a
+    # worker before its handlers were installed was lost, so the master waited 30 s.
+    for _ in range(3):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -227,7 +230,7 @@ def test_a_server_stopped_while_it_warms_up_exits_promptly(county, tmp_path) -> 
                 except requests.ConnectionError:
                     time.sleep(0.01)
             proc.terminate()  # at once: the workers are still loading their kernels
-            proc.wait(timeout=25)  # gunicorn kills stuck workers only after 30 s
+            proc.wait(timeout=12)  # well below gunicorn's 30 s kill of stuck workers
         finally:
             if proc.poll() is None:  # the master and its workers, which would be orphaned
                 os.killpg(proc.pid, signal.SIGKILL)
