@@ -216,15 +216,16 @@ def test_bow_tie_keeps_both_triangles():
 
 
 def test_self_intersecting_ring_keeps_every_part():
-    # The ring runs round a 100 m square, cuts back through it and round a 50 × 30 m tab:
-    # the square loses the 100 × 30 m notch the ring cut and gains the tab.
-    ring = poly([(0, 0), (100, 0), (100, 100), (0, 100), (0, 50), (150, 50), (150, 20),
-                 (0, 20)])
+    # The ring runs round a 100 m square, back in along y=40, round a 20 m loop that it
+    # crosses (40..60 × 40..60, wound twice), and out along y=20: the square loses only
+    # the 40 × 20 m notch between y=20 and y=40 that opens to its west side.
+    ring = poly([(0, 0), (100, 0), (100, 100), (0, 100), (0, 40), (60, 40), (60, 60),
+                 (40, 60), (40, 20), (0, 20)])
     towns = layer([ring], ["360722001"], name=["甲"])
     assert not towns.geometry.is_valid.iloc[0]
     out, report = conform({"towns": towns})
     assert_clean(out, "towns")
-    assert gk_area(out["towns"])[0] == pytest.approx(10000 - 3000 + 1500, rel=1e-6)
+    assert gk_area(out["towns"])[0] == pytest.approx(10000 - 40 * 20, rel=1e-6)
     for method in ("linework", "structure"):
         made = shapely.make_valid(towns.to_crs(GK).geometry.iloc[0], method=method)
         assert gk_area(out["towns"])[0] >= shapely.area(made) - 1e-3
