@@ -62,6 +62,7 @@ MIN_SHARE = 0.01
 """Default share below which a pair of grids is a sliver, not a relationship (see ``min_share``)."""
 
 _AREA_EPS = 1e-9  # relative: area sums within this of a grid's area are rounding noise
+_SEGMENT_DEG = 0.0005  # densify lon/lat edges to this before measuring areas in metres
 _POINT_KINDS = {"Point"}
 _UNIT_KINDS = {"Point", "Polygon", "MultiPolygon"}
 _GRID_KINDS = {"Polygon", "MultiPolygon"}
@@ -221,13 +222,13 @@ def _metric(grids: gpd.GeoDataFrame) -> pyproj.CRS:
 
 def _polygon_pairs(
     og: NDArray[np.object_], ng: NDArray[np.object_]
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Every (old, new) pair of grids sharing a positive area, and that area."""
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.object_]]:
+    """Every (old, new) pair of grids sharing a positive area, and their intersection."""
     tree = shapely.STRtree(ng)
     oi, ni = tree.query(og, predicate="intersects")
-    area = shapely.area(shapely.intersection(og[oi], ng[ni]))
-    keep = area > 0
-    return oi[keep].astype(np.int64), ni[keep].astype(np.int64), area[keep]
+    pieces = shapely.intersection(og[oi], ng[ni])
+    keep = shapely.area(pieces) > 0
+    return oi[keep].astype(np.int64), ni[keep].astype(np.int64), pieces[keep]
 
 
 def _outside(
@@ -235,26 +236,41 @@ def _outside(
     others: NDArray[np.object_],
     mine: NDArray[np.int64],
     theirs: NDArray[np.int64],
-    shared: NDArray[np.float64],
-    areas: NDArray[np.float64],
-) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """Grids of one plan with area in no grid of the other plan, and that area (exact).
+    pieces: NDArray[np.object_],
+) -> tuple[NDArray[np.int64], NDArray[np.object_]]:
+    """Grids of one plan with area in no grid of the other plan, and that part (exact).
 
-    Where the shared areas sum to the grid's area (within rounding), nothing is
-    outside; elsewhere the area is measured as the grid minus the union of its
+    Where the shared pieces' areas sum to the grid's area (within rounding),
+    nothing is outside; elsewhere the part is the grid minus the union of its
     partners, so overlapping partners do not count twice.
     """
-    covered = np.bincount(mine, weights=shared, minlength=len(geoms))
+    areas = shapely.area(geoms)
+    covered = np.bincount(mine, weights=shapely.area(pieces), minlength=len(geoms))
     todo = np.flatnonzero(areas - covered > _AREA_EPS * areas)
-    out = np.zeros(len(todo))
+    rest = geoms[todo].copy()
     for k, i in enumerate(todo):
         partners = others[theirs[mine == i]]
-        rest = geoms[i] if not len(partners) else shapely.difference(
-            geoms[i], shapely.union_all(partners)
-        )
-        out[k] = shapely.area(rest)
-    keep = out > _AREA_EPS * areas[todo]
-    return todo[keep].astype(np.int64), out[keep]
+        if len(partners):
+            rest[k] = shapely.difference(geoms[i], shapely.union_all(partners))
+    keep = shapely.area(rest) > _AREA_EPS * areas[todo]
+    return todo[keep].astype(np.int64), rest[keep]
+
+
+def _metric_area(
+    geoms: NDArray[np.object_], src: pyproj.CRS, dst: pyproj.CRS
+) -> NDArray[np.float64]:
+    """Areas in m² of geometries in ``src``, measured in the metric CRS ``dst``.
+
+    A straight edge in degrees is not straight in metres: lon/lat geometries are
+    densified (vertices every 0.0005°, ~50 m) before projecting, so that a grid
+    of a few hundred metres and the pieces cut from it agree on their area to
+    ~1e-8 (without it, ~1e-5).
+    """
+    if src.is_geographic:
+        geoms = shapely.segmentize(geoms, _SEGMENT_DEG)
+    if src != dst:
+        geoms = gpd.GeoSeries(geoms, crs=src).to_crs(dst).to_numpy()
+    return np.asarray(shapely.area(geoms), dtype=np.float64)
 
 
 def _representative(frame: gpd.GeoDataFrame | gpd.GeoSeries) -> gpd.GeoSeries:
@@ -298,14 +314,16 @@ def _changes(
     deg_n = np.bincount(n, minlength=n_new)
     exclusive = deg_n[n] == 1  # the new grid of the pair takes from this old grid only
     shares_out = np.bincount(o, weights=~exclusive, minlength=n_old) > 0
+    # the new grid takes part of an old grid that also went elsewhere
+    takes_part = np.bincount(n, weights=deg_o[o] > 1, minlength=n_new) > 0
     label = np.full(n_old, "redrawn", dtype=object)
     label[deg_o == 0] = "retired"
     label[(deg_o >= 2) & ~shares_out] = "split"
     only = deg_o[o] == 1
     po, pn = o[only], n[only]
-    merged = deg_n[pn] > 1
-    label[po[merged]] = "merged"
-    same = ~merged & (iou[only] >= same_iou)
+    shared = deg_n[pn] > 1
+    label[po[shared & ~takes_part[pn]]] = "merged"
+    same = ~shared & (iou[only] >= same_iou)
     label[po[same]] = np.where(same_code[only][same], "unchanged", "recoded")
     return label
 
@@ -332,9 +350,11 @@ def crosswalk(
 ) -> pd.DataFrame:
     """One row per intersection of an old grid and a new grid, with what moved across it.
 
-    Areas are measured in a metric CRS: the old grids' own CRS when it is
-    projected, else the CGCS2000 3-degree Gauss–Krüger zone (or UTM zone) chosen
-    for them (:func:`gridgeo.crs.metric_crs`), never in degrees. Households,
+    Grids are intersected in the old plan's CRS (the new plan is brought to
+    it); the areas of the grids and of the pieces are measured in a metric CRS:
+    the old grids' own CRS when it is projected, else the CGCS2000 3-degree
+    Gauss–Krüger zone (or UTM zone) chosen for them
+    (:func:`gridgeo.crs.metric_crs`), never in degrees. Households,
     population and incidents are moved exactly: each building (a point, or a
     polygon's :func:`shapely.point_on_surface`) and each incident is located in
     both plans by one :class:`~gridgeo.assign.Locator` (a point on a shared
@@ -355,11 +375,12 @@ def crosswalk(
         Two or more significant partners, each of them made from this old grid
         alone (every other predecessor a sliver).
     ``merged``
-        One significant partner, which also takes significant parts of other
-        old grids.
+        One significant partner, which is made of this and other whole old
+        grids (each of its significant predecessors has it as only partner).
     ``redrawn``
-        Anything else: the only partner but a moved boundary (IoU below 0.99),
-        or parts going to new grids that also take parts of other old grids.
+        Anything else, a moved boundary: the only partner, but with an IoU
+        below 0.99; or parts going to new grids that also take parts of other
+        old grids (one grid split and a neighbour's part merged in).
     ``retired``
         No significant partner: the grid's territory left the plan (it lies
         outside every new grid, or only slivers of it are inside).
@@ -393,7 +414,10 @@ def crosswalk(
           on an edge).
         - ``area_share_old``, ``area_share_new``: ``area_m2`` over the old
           (new) grid's area; NaN where that code is ``<NA>``. Where neither plan
-          has overlapping grids, each sums to 1 per grid.
+          has overlapping grids, each sums to 1 per grid (exactly in a
+          projected CRS; for lon/lat grids, whose straight edges in degrees
+          are slightly curved in metres, to within ~1e-8 of a grid of a few
+          hundred metres: a few cm²).
         - with ``units``: ``households`` and ``population`` located in both.
         - with ``incidents``: ``incidents``, the count located in both.
         - ``change``: the label of the row's old grid (``<NA>`` when
@@ -442,20 +466,23 @@ def crosswalk(
     new_grids, new_label = plan_grids(new, what="new")
     _validate(old_grids, new_grids, units, incidents, key, min_share)
     crs = _metric(old_grids)
-    og = old_grids.geometry.to_crs(crs).to_numpy()
-    ng = new_grids.geometry.to_crs(crs).to_numpy()
+    # shapes are cut in the plans' own CRS, the one the points are located in; each
+    # piece is then measured in metres
+    work = pyproj.CRS(old_grids.crs)
+    og = old_grids.geometry.to_numpy()
+    ng = new_grids.geometry.to_crs(work).to_numpy()
     ocodes = old_grids[key].to_numpy(dtype=object)
     ncodes = new_grids[key].to_numpy(dtype=object)
     n_old, n_new = len(og), len(ng)
-    oarea, narea = shapely.area(og), shapely.area(ng)
+    oarea, narea = _metric_area(og, work, crs), _metric_area(ng, work, crs)
 
     # areas: intersecting pairs, then the parts of each grid outside the other plan
-    oi, ni, shared = _polygon_pairs(og, ng)
-    out_o, out_o_area = _outside(og, ng, oi, ni, shared, oarea)
-    out_n, out_n_area = _outside(ng, og, ni, oi, shared, narea)
+    oi, ni, pieces = _polygon_pairs(og, ng)
+    out_o, rest_o = _outside(og, ng, oi, ni, pieces)
+    out_n, rest_n = _outside(ng, og, ni, oi, pieces)
     po = np.concatenate([oi, out_o, np.full(len(out_n), -1)])
     pn = np.concatenate([ni, np.full(len(out_o), -1), out_n])
-    parea = np.concatenate([shared, out_o_area, out_n_area])
+    parea = _metric_area(np.concatenate([pieces, rest_o, rest_n]), work, crs)
 
     # points: located in both plans at once
     sums: dict[str, tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = {}
@@ -463,8 +490,8 @@ def crosswalk(
         from gridgeo.assign import Locator
 
         layers = {
-            "old": gpd.GeoDataFrame({key: ocodes.astype(str)}, geometry=og, crs=crs),
-            "new": gpd.GeoDataFrame({key: ncodes.astype(str)}, geometry=ng, crs=crs),
+            "old": gpd.GeoDataFrame({key: ocodes.astype(str)}, geometry=og, crs=work),
+            "new": gpd.GeoDataFrame({key: ncodes.astype(str)}, geometry=ng, crs=work),
         }
         cells = int(np.clip(16 * max(n_old, n_new), 4096, 65_536))
         loc = Locator(layers, key=key, cells=cells)
@@ -640,11 +667,13 @@ def plan_diff(
     Examples
     --------
     >>> import pandas as pd
-    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2"})
-    >>> a = pd.Series({"a": "X", "b": "Y", "c": "Y"})
-    >>> d = plan_diff(b, a, weights=pd.Series({"a": 10, "b": 20, "c": 30}))
-    >>> d["moved"].tolist(), d.attrs["weight_moved"], d["change"].tolist()
-    ([False, True, False], 20.0, ['redrawn', 'redrawn', 'merged'])
+    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2", "d": "G3"})
+    >>> a = pd.Series({"a": "X", "b": "X", "c": "Y", "d": "Y"})
+    >>> d = plan_diff(b, a, weights=pd.Series({"a": 10, "b": 20, "c": 30, "d": 5}))
+    >>> d["matched"].tolist(), d["moved"].tolist(), d.attrs["weight_moved"]
+    (['G1', 'G1', 'G2', 'G2'], [False, False, False, True], 5.0)
+    >>> d["change"].tolist()
+    ['recoded', 'recoded', 'merged', 'merged']
     """
     from scipy.optimize import linear_sum_assignment
 
