@@ -201,7 +201,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(data: Path, store: str | None, *, workers: int = 2) -> Iterator[tuple[str, int]]:
+def live_server(
+    data: Path, store: str | None, *, workers: int = 2, threads: int | None = None
+) -> Iterator[tuple[str, int]]:
     """``gridgeo serve`` on a free port: (base URL, master pid); killed (its group) at the end."""
     import requests
 
@@ -209,6 +211,7 @@ def live_server(data: Path, store: str | None, *, workers: int = 2) -> Iterator[
     cmd = [sys.executable, "-m", "gridgeo.cli", "serve", "--data", str(data)]
     cmd += ["--store", store] if store else []
     cmd += ["--port", str(port), "--workers", str(workers)]
+    cmd += ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -247,40 +250,84 @@ def _features(report: gpd.GeoDataFrame, prefix: str) -> list[bytes]:
     return out
 
 
-def post_load(url: str, bodies: list[bytes], *, clients: int, seconds: float) -> dict:
-    """``clients`` threads POST ``bodies`` (one Feature each) until done or ``seconds`` pass."""
-    import requests
-
+def _client(url: str, bodies: list[bytes], start_at: float, stop_at: float, out) -> None:
+    """One client process: POST ``bodies`` one after the other on one kept-alive
+    ``http.client`` connection from ``start_at`` (wall clock) until done or ``stop_at``;
+    send back the latencies, the failures, the span it ran and the CPU it used."""
+    host, port = url.removeprefix("http://").split(":")
+    path = f"{ITEMS}?crs=gcj02"
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
     lat: list[float] = []
     failed: list[str] = []
-    lock = threading.Lock()
-    stop = time.perf_counter() + seconds
+    time.sleep(max(0.0, start_at - time.time()))
+    cpu0, t0 = time.process_time(), time.time()
+    for body in bodies:
+        if time.time() > stop_at:
+            break
+        t = time.perf_counter()
+        try:
+            conn.request("POST", path, body=body, headers=GEOJSON)
+            r = conn.getresponse()
+            r.read()
+            ok, why = r.status == 201, f"HTTP {r.status}"
+        except (OSError, http.client.HTTPException) as err:
+            ok, why = False, type(err).__name__
+            conn.close()
+            conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        (lat.append(time.perf_counter() - t) if ok else failed.append(why))
+    out.send((lat, failed, t0, time.time(), time.process_time() - cpu0))
+    out.close()
 
-    def client(part: list[bytes]) -> None:
-        with requests.Session() as s:
-            for body in part:
-                if time.perf_counter() > stop:
-                    return
-                t = time.perf_counter()
-                try:
-                    r = s.post(f"{url}{ITEMS}?crs=gcj02", data=body, headers=GEOJSON, timeout=60)
-                    ok, why = r.status_code == 201, f"HTTP {r.status_code}"
-                except requests.RequestException as err:
-                    ok, why = False, type(err).__name__
-                dt = time.perf_counter() - t
-                with lock:
-                    (lat.append(dt) if ok else failed.append(why))
 
-    threads = [
-        threading.Thread(target=client, args=(bodies[c::clients],)) for c in range(clients)
-    ]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t0
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes used so far (0 for one that is gone)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def post_load(
+    url: str, bodies: list[bytes], *, clients: int, seconds: float, master: int | None = None
+) -> dict:
+    """``clients`` client processes POST ``bodies`` (one Feature each, one kept-alive
+    ``http.client`` connection each) until done or ``seconds`` pass.
+
+    Processes, not threads: 8 client threads of one Python process share one GIL and,
+    with ``requests``, cost about as much CPU a POST as the server. The CPU the clients
+    and (given ``master``) the server's workers used is measured, per acknowledged POST.
+    """
+    import multiprocessing as mp
+
+    import psutil
+
+    ctx = mp.get_context("fork")
+    start_at = time.time() + 0.5  # every client starts together, after all have forked
+    stop_at = start_at + seconds
+    pipes, procs = [], []
+    for c in range(clients):
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_client, args=(url, bodies[c::clients], start_at, stop_at, send))
+        proc.start()
+        pipes.append(recv)
+        procs.append(proc)
+    workers = [p.pid for p in psutil.Process(master).children()] if master else []
+    time.sleep(max(0.0, start_at - time.time()))
+    server0 = _cpu_seconds(workers)
+    results = [r.recv() for r in pipes]
+    server = _cpu_seconds(workers) - server0
+    for proc in procs:
+        proc.join()
+    lat = [x for r in results for x in r[0]]
+    failed = [x for r in results for x in r[1]]
+    wall = max(r[3] for r in results) - min(r[2] for r in results)
+    client_cpu = sum(r[4] for r in results)
     ms = np.asarray(lat) * 1000
+    acked = max(1, len(lat))
     return {
         "acked": len(lat),
         "failed": len(failed),
@@ -288,7 +335,11 @@ def post_load(url: str, bodies: list[bytes], *, clients: int, seconds: float) ->
         "seconds": wall,
         "rate": len(lat) / wall,
         "p50": float(np.percentile(ms, 50)) if len(ms) else float("nan"),
+        "p90": float(np.percentile(ms, 90)) if len(ms) else float("nan"),
         "p99": float(np.percentile(ms, 99)) if len(ms) else float("nan"),
+        "client_ms": 1000 * client_cpu / acked,  # CPU ms a POST, all clients
+        "server_ms": 1000 * server / acked,  # CPU ms a POST, both workers
+        "load": os.getloadavg()[0],
     }
 
 
@@ -470,7 +521,7 @@ def run_http(
 ) -> dict:
     """The load and the freshness trials against one server."""
     t0 = time.perf_counter()
-    with live_server(data, store) as (url, master):
+    with live_server(data, store, threads=args.threads) as (url, master):
         logging.info("HTTP: the server answers after %.1f s", time.perf_counter() - t0)
         post_load(url, bodies[: args.warm], clients=2, seconds=30)  # warm up the workers
         spy = profile_worker(master, args.seconds) if args.profile else None
@@ -480,7 +531,9 @@ def run_http(
             min(2.0, args.seconds / 2), lambda: seen.append(client_connections(master, port))
         )
         timer.start()
-        load = post_load(url, bodies[args.warm :], clients=8, seconds=args.seconds)
+        load = post_load(
+            url, bodies[args.warm :], clients=args.clients, seconds=args.seconds, master=master
+        )
         timer.join()
         load["connections"] = seen[0] if seen else {}
         load["profile"] = profile_summary(spy)
@@ -489,6 +542,150 @@ def run_http(
         load["fresh"] = freshness(url, master, grids, trials=args.trials)
         logging.info("HTTP: freshness done, %.1f s in all", time.perf_counter() - t0)
     return load
+
+
+HTTP_HEADING = "### Over HTTP: `POST /collections/incidents/items`, one Feature per request"
+
+
+def http_section(web: dict[str, dict], args, bulk: dict[str, float | None]) -> list[str]:
+    """The HTTP part of the results (from its heading on); ``bulk``: incidents/s of ingest()."""
+    threads = args.threads or ServerOptions.threads
+    lines = [
+        HTTP_HEADING,
+        "",
+        f"{time.strftime('%Y-%m-%d')}: `gridgeo serve --workers 2` (gunicorn + waitress, "
+        f"{threads} threads a worker) on the same 2 cores as the clients; {args.clients} client "
+        "processes, each POSTing on one kept-alive `http.client` connection (processes, not "
+        "threads: one GIL would cap the clients) for "
+        f"{args.seconds:g} s (at most {args.posts:,} POSTs) one GCJ-02 Feature each (unique "
+        "ids, from the synthetic set; `?crs=gcj02`), after "
+        f"{args.warm} warm-up POSTs; latency is the client's, request to response. CPU a POST "
+        "is the user + system CPU of all clients, and of both workers, over the load, divided "
+        "by the acknowledged POSTs. "
+        "Freshness (after the load, the server idle): one report POSTed (reported inside "
+        "the window of `/stats/grids`) into the grid with the fewest incidents, then "
+        "`/stats/grids` polled every ~20 ms on one kept-alive connection held by each "
+        "worker until that grid's count rises; the lag runs from the 201 to "
+        f"the first poll that counts it, over {args.trials} trials. No HTTP peer exists: the "
+        "rate is compared with the bulk `ingest()` above.",
+        "",
+        "| store | acknowledged POSTs | acknowledged/s | × bulk `ingest()` | p50 ms | p90 ms "
+        "| p99 ms | failed | server CPU ms a POST | client CPU ms a POST | load avg (1 min) "
+        "| freshness p50 / max s | workers seen |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for store, w in web.items():
+        f = w["fresh"]
+        ratio = f"{w['rate'] / bulk[store]:.4f}" if bulk.get(store) else "–"
+        lines.append(
+            f"| {store} | {w['acked']:,} in {w['seconds']:.1f} s | {w['rate']:,.1f} | "
+            f"{ratio} | {w['p50']:.1f} | {w['p90']:.1f} | {w['p99']:.1f} | {w['failed']} | "
+            f"{w['server_ms']:.2f} | {w['client_ms']:.2f} | {w['load']:.1f} | "
+            f"{f['p50']:.2f} / {f['max']:.2f} | {f['workers']} of 2 |"
+        )
+    lines += [
+        "",
+        "- Targets: single POST p99 ≤ 25 ms at 8 clients; ≥ 500 acknowledged POSTs/s on 2 "
+        "workers; freshness ≤ 2 s in every worker.",
+    ]
+    for store, w in web.items():
+        f = w["fresh"]
+        per = "; ".join(
+            f"worker {pid}: p50 {a:.2f} s, max {b:.2f} s" for pid, (a, b) in f["per_worker"].items()
+        )
+        lines.append(
+            f"- {store} freshness per worker (which worker holds each polling connection is "
+            f"read from its sockets): {per}; {f['polls']} polls."
+        )
+        lines.append(
+            f"- {store}: client connections held by each worker during the POSTs (pid: "
+            f"count, read from the workers' sockets): {w['connections']}."
+        )
+        if w["failed"]:
+            lines.append(f"- {store}: {w['failed']} POSTs failed: {w['why']}.")
+        if w["profile"]:
+            lines.append(
+                f"- {store}, where one worker's time goes during the POSTs (py-spy, share of "
+                "the POST handler's samples by what `IncidentService.create` was calling): "
+                + "; ".join(w["profile"])
+                + "."
+            )
+    for store, sweep in (args.sweep_results or {}).items():
+        lines += [
+            "",
+            f"{store}, waitress threads a worker (same load, {args.sweep_seconds:g} s each, no "
+            "freshness trials):",
+            "",
+            "| threads | acknowledged/s | p50 ms | p99 ms | server CPU ms a POST "
+            "| client CPU ms a POST | load avg |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for t, w in sweep.items():
+            lines.append(
+                f"| {t} | {w['rate']:,.1f} | {w['p50']:.1f} | {w['p99']:.1f} | "
+                f"{w['server_ms']:.2f} | {w['client_ms']:.2f} | {w['load']:.1f} |"
+            )
+    return lines
+
+
+def _bulk_rates(text: str) -> dict[str, float | None]:
+    """incidents/s of the bulk ``ingest()`` rows of a results file (None where absent)."""
+    import re
+
+    out: dict[str, float | None] = {"GeoPackage": None, "PostGIS": None}
+    for store in out:
+        m = re.search(rf"^\| {store} \| gridgeo `ingest\(\)`[^|]*\|[^|]*\| ([\d,]+) \|", text,
+                      re.MULTILINE)  # fmt: skip
+        if m:
+            out[store] = float(m.group(1).replace(",", ""))
+    return out
+
+
+def http_only(args) -> None:
+    """Only the HTTP part: its section of ``results/ingest.md`` is replaced, the rest kept."""
+    out = Path(__file__).parent / "results" / "ingest.md"
+    old = out.read_text(encoding="utf-8") if out.exists() else "## Ingest (issue 13)\n"
+    report, _ = synthetic(args.posts + args.warm + 200)
+    bodies = _features(report, f"web{os.getpid()}")
+    grids = gpd.read_file(DEMO, layer="grids")
+    tmp = Path(tempfile.mkdtemp(prefix="gridgeo-bench-http-"))
+    web: dict[str, dict] = {}
+    args.sweep_results = {}
+    try:
+        ws = tmp / "web.gpkg"
+        shutil.copy(DEMO, ws)
+        if "gpkg" in args.stores:
+            web["GeoPackage"] = run_http(ws, None, bodies, grids, args)
+            if args.sweep:
+                args.sweep_results["GeoPackage"] = sweep_threads(ws, None, bodies, args)
+        if "postgis" in args.stores:
+            with pg_cluster() as dsn:
+                web["PostGIS"] = run_http(ws, dsn, bodies, grids, args)
+                if args.sweep:
+                    args.sweep_results["PostGIS"] = sweep_threads(ws, dsn, bodies, args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    head = old.split(HTTP_HEADING)[0].rstrip("\n") + "\n\n"
+    lines = http_section(web, args, _bulk_rates(old))
+    text = head + "\n".join(lines) + "\n"
+    out.write_text(text, encoding="utf-8")
+    print("\n".join(lines))
+
+
+def sweep_threads(data: Path, store: str | None, bodies: list[bytes], args) -> dict[int, dict]:
+    """The POST load against servers with each thread count of ``--sweep``."""
+    out = {}
+    for i, threads in enumerate(args.sweep):
+        part = bodies[(i + 1) * 10_000 % len(bodies) :] + bodies[: (i + 1) * 10_000 % len(bodies)]
+        # fresh ids for each server: a suffix keeps them unique
+        part = [b.replace(b'"id": "web', f'"id": "t{threads}-web'.encode()) for b in part]
+        with live_server(data, store, threads=threads) as (url, master):
+            post_load(url, part[: args.warm], clients=2, seconds=30)
+            out[threads] = post_load(url, part[args.warm :], clients=args.clients,
+                                     seconds=args.sweep_seconds, master=master)  # fmt: skip
+            logging.info("threads %d: %.1f/s, p99 %.1f ms", threads, out[threads]["rate"],
+                         out[threads]["p99"])  # fmt: skip
+    return out
 
 
 def main() -> None:
@@ -503,11 +700,28 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=20, help="freshness trials")
     ap.add_argument("--profile", action="store_true", help="py-spy one worker during the POSTs")
     ap.add_argument("--warm", type=int, default=40, help="warm-up POSTs (not counted)")
+    ap.add_argument(
+        "--http-only", action="store_true",
+        help="only the HTTP part; its section of results/ingest.md is replaced, the rest kept",
+    )  # fmt: skip
+    ap.add_argument("--clients", type=int, default=8, help="client processes of the HTTP load")
+    ap.add_argument("--threads", type=int, default=None, help="waitress threads a worker")
+    ap.add_argument("--stores", default="gpkg,postgis", help="with --http-only: which stores")
+    ap.add_argument(
+        "--sweep", default="", help="with --http-only: thread counts to compare, e.g. 2,4,8"
+    )
+    ap.add_argument("--sweep-seconds", type=float, default=10.0)
     args = ap.parse_args()
+    args.sweep = [int(t) for t in args.sweep.split(",") if t]
+    args.stores = args.stores.split(",")
+    args.sweep_results = {}
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("gridgeo.assign.route").setLevel(logging.ERROR)
     if args.quick:
         args.rows, args.seconds, args.trials, args.warm = 20_000, 2.0, 2, 8
+    if args.http_only:
+        http_only(args)
+        return
     n = args.rows
     load = os.getloadavg()[0]
 
@@ -626,58 +840,9 @@ def main() -> None:
         "- Targets (issue 13): PostGIS ≥ 100,000 incidents/s with location and ≥ 5× "
         "`to_postgis`; GeoPackage ≥ 50,000 incidents/s.",
         "",
-        "### Over HTTP: `POST /collections/incidents/items`, one Feature per request",
-        "",
-        f"`gridgeo serve --workers 2` (gunicorn + waitress, {ServerOptions.threads} threads a "
-        "worker) on the same cores as the clients; 8 client threads, each a kept-alive "
-        f"`requests.Session`, POST for {args.seconds:g} s (at most {args.posts:,} POSTs) one "
-        "GCJ-02 Feature each (unique ids, from the synthetic set; `?crs=gcj02`), after "
-        f"{args.warm} warm-up POSTs; latency is the client's, request to response. "
-        "Freshness (after the load, the server idle): one report POSTed (reported inside "
-        "the window of `/stats/grids`) into the grid with the fewest incidents, then "
-        "`/stats/grids` polled every ~20 ms on one kept-alive connection held by each "
-        "worker until that grid's count rises; the lag runs from the 201 to "
-        f"the first poll that counts it, over {args.trials} trials. No HTTP peer exists: the "
-        "rate is compared with the bulk `ingest()` above.",
-        "",
-        "| store | acknowledged POSTs | acknowledged/s | × bulk `ingest()` | p50 ms | p99 ms "
-        "| failed | freshness p50 / max s | workers seen |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for store, key in (("GeoPackage", "gpkg gridgeo"), ("PostGIS", "pg gridgeo")):
-        w, f = web[store], web[store]["fresh"]
-        lines.append(
-            f"| {store} | {w['acked']:,} in {w['seconds']:.1f} s | {w['rate']:,.1f} | "
-            f"{w['rate'] / (n / results[key]):.4f} | {w['p50']:.1f} | {w['p99']:.1f} | "
-            f"{w['failed']} | {f['p50']:.2f} / {f['max']:.2f} | {f['workers']} of 2 |"
-        )
-    lines += [
-        "",
-        "- Targets: single POST p99 ≤ 25 ms at 8 clients; ≥ 500 acknowledged POSTs/s on 2 "
-        "workers; freshness ≤ 2 s in every worker.",
-    ]
-    for store, w in web.items():
-        f = w["fresh"]
-        per = "; ".join(
-            f"worker {pid}: p50 {a:.2f} s, max {b:.2f} s" for pid, (a, b) in f["per_worker"].items()
-        )
-        lines.append(
-            f"- {store} freshness per worker (which worker holds each polling connection is "
-            f"read from its sockets): {per}; {f['polls']} polls."
-        )
-        lines.append(
-            f"- {store}: client connections held by each worker during the POSTs (pid: "
-            f"count, read from the workers' sockets): {w['connections']}."
-        )
-        if w["failed"]:
-            lines.append(f"- {store}: {w['failed']} POSTs failed: {w['why']}.")
-        if w["profile"]:
-            lines.append(
-                f"- {store}, where one worker's time goes during the POSTs (py-spy, share of "
-                "the POST handler's samples by what `IncidentService.create` was calling): "
-                + "; ".join(w["profile"])
-                + "."
-            )
+    bulk = {"GeoPackage": n / results["gpkg gridgeo"], "PostGIS": n / results["pg gridgeo"]}
+    lines += http_section(web, args, bulk)
     lines.append("")
     out = Path(__file__).parent / "results" / "ingest.md"
     out.write_text("\n".join(lines), encoding="utf-8")
