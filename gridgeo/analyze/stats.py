@@ -124,8 +124,9 @@ def previous_window(start: Any, end: Any) -> tuple[str, str]:
 
 def grid_stats(
     incidents: gpd.GeoDataFrame | IncidentIndex,
-    grids: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame | None = None,
     *,
+    plan: Any = None,
     by: str | None = None,
     period: str = "M",
     start: Any = None,
@@ -144,7 +145,15 @@ def grid_stats(
         :class:`IncidentIndex` built with these ``grids`` (fast: the service
         path).
     grids
-        Grids with ``key`` and (optionally) ``households``.
+        Grids with ``key`` and (optionally) ``households``: the grids layer.
+    plan
+        Instead of ``grids``: the plan to count in, a ``Plan`` (anything with a
+        ``.grids`` GeoDataFrame) or a grid GeoDataFrame. Incidents of every date,
+        in both windows, are re-attributed to its grids by locating their points
+        exactly (a grid code stored with an incident, the code in force when it
+        was reported, is not used), so that this year against last year compares
+        the same areas across a re-partition. Needs the incident points, not an
+        :class:`IncidentIndex`.
     by
         ``"category"`` for one row per grid and category; None for one row per grid.
     period
@@ -171,17 +180,54 @@ def grid_stats(
         (``<NA>`` when the previous count is 0), ``per_1000_households``
         (``<NA>`` without households) and the geometry. ``attrs`` holds the
         ``window``, the ``previous_window`` and ``outside``: incidents of the
-        window that lie in no grid (counted, never dropped silently).
+        window that lie in no grid (counted, never dropped silently), and
+        ``plan``: which grids were counted in, the plan's ``plan_id`` (or name)
+        or ``"grids layer"``.
 
     Raises
     ------
     InputError
-        For a missing column, an unknown period, category or ``by``, or bad dates.
+        For a missing column, an unknown period, category or ``by``, bad dates,
+        neither or both of ``grids`` and ``plan``, or ``plan`` with an
+        :class:`IncidentIndex`.
 
     Examples
     --------
-    See the module docstring.
+    See the module docstring. Two incidents of 2024 and one of 2025, counted in
+    a 2025 plan that merged grids ``A`` and ``B`` into ``AB``:
+
+    >>> import geopandas as gpd, pandas as pd, shapely
+    >>> old = gpd.GeoDataFrame({"code": ["A", "B"]}, crs="EPSG:4490", geometry=[
+    ...     shapely.box(114.90, 25.4, 114.91, 25.41), shapely.box(114.91, 25.4, 114.92, 25.41)])
+    >>> class Plan:  # a gridgeo Plan, or any object with .grids
+    ...     plan_id, grids = "business-2025", gpd.GeoDataFrame(
+    ...         {"code": ["AB"]}, geometry=[old.union_all()], crs="EPSG:4490")
+    >>> inc = gpd.GeoDataFrame(
+    ...     {"category": ["噪音"] * 3, "grid_code": ["A", "B", "AB"],
+    ...      "reported_at": pd.to_datetime(["2024-03-01", "2024-03-02", "2025-03-05"])},
+    ...     geometry=[shapely.Point(114.905, 25.405), shapely.Point(114.915, 25.405),
+    ...               shapely.Point(114.915, 25.405)], crs="EPSG:4490")
+    >>> s = grid_stats(inc, plan=Plan(), start="2025-01-01", end="2025-12-31", compare="year")
+    >>> s[["code", "count", "previous"]].values.tolist(), s.attrs["plan"]
+    ([['AB', 1, 2]], 'business-2025')
     """
+    if (grids is None) == (plan is None):
+        raise InputError(
+            "give the grids to count in as grids= or as plan=, not "
+            + ("neither" if grids is None else "both")
+        )
+    if plan is not None:
+        from gridgeo.partition.crosswalk import plan_grids
+
+        if isinstance(incidents, IncidentIndex):
+            raise InputError(
+                "plan= re-locates the incident points in the plan's grids; pass the "
+                "incidents as a GeoDataFrame, not an IncidentIndex (it keeps no exact points)"
+            )
+        grids, plan_name = plan_grids(plan)
+    else:
+        plan_name = "grids layer"
+    assert grids is not None
     if key not in grids.columns:
         raise InputError(f"grids have no column '{key}'; columns are {list(grids.columns)}")
     if by not in (None, "category"):
@@ -265,6 +311,7 @@ def grid_stats(
     out.attrs["window"] = (day_str(lo), day_str(hi))
     out.attrs["previous_window"] = (day_str(plo), day_str(phi))
     out.attrs["outside"] = outside
+    out.attrs["plan"] = plan_name
     return out
 
 
