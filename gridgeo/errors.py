@@ -18,11 +18,13 @@ from collections.abc import Iterable
 
 __all__ = [
     "CRSError",
+    "CRSValidationError",
     "GridGeoError",
     "InfeasibleError",
     "InputError",
     "NotFound",
     "PayloadTooLarge",
+    "RepairWarning",
     "Unauthorized",
     "ValidationError",
 ]
@@ -83,6 +85,32 @@ class ValidationError(InputError):
         n = len(self.problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{what} has {n} problem{'s' if n != 1 else ''}:\n{lines}")
+
+
+class CRSValidationError(ValidationError, CRSError):
+    """A :class:`ValidationError` one of whose problems is a missing or unusable CRS.
+
+    It is caught as either, so ``except CRSError`` keeps working where a
+    function once stopped at its first problem, the missing CRS.
+
+    Examples
+    --------
+    >>> err = CRSValidationError(["units has no CRS"], what="make_grids() input")
+    >>> isinstance(err, CRSError), isinstance(err, ValidationError), err.code
+    (True, True, 'InvalidCRS')
+    """
+
+    code = "InvalidCRS"
+
+
+class RepairWarning(UserWarning):
+    """Input geometries were invalid and have been repaired (:func:`shapely.make_valid`).
+
+    Examples
+    --------
+    >>> issubclass(RepairWarning, UserWarning)
+    True
+    """
 
 
 class InfeasibleError(GridGeoError):
