@@ -33,7 +33,11 @@ class IngestReport:
     Attributes
     ----------
     new, existing
-        Ids stored now, and ids that were stored already (left as they were).
+        Ids stored now, and ids that were stored already (left as they were;
+        they are neither located nor written again).
+    repeated
+        Ids that the input holds more than once, once each: the first row of
+        each is loaded, the later ones are skipped.
     rows
         Rows read.
     seconds
@@ -42,6 +46,7 @@ class IngestReport:
 
     new: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    repeated: list[str] = field(default_factory=list)
     rows: int = 0
     seconds: float = 0.0
 
@@ -193,9 +198,12 @@ def ingest(
 ) -> IngestReport:
     """Locate, route and append incidents to a store, in chunks.
 
-    Each chunk is one transaction; an id stored already (by an earlier chunk,
-    an earlier run or a live POST) creates nothing, so loading a file twice
-    stores each incident once.
+    Each chunk is one transaction. Before a chunk is located, the store is
+    asked which of its ids it holds already (:meth:`IncidentStore.stored_ids`):
+    those rows are skipped, neither located nor written, so loading a file
+    again costs one id lookup a row. An id stored between that lookup and the
+    write (by a live POST) still creates nothing. An id repeated within the
+    input is loaded once, from its first row.
 
     Parameters
     ----------
@@ -215,7 +223,7 @@ def ingest(
     Raises
     ------
     InputError
-        If ``id`` is missing or repeated within the input, or ``chunk`` < 1.
+        If ``id`` is missing, or ``chunk`` < 1.
     ValidationError
         From the store, naming every bad row of the failing chunk (earlier
         chunks stay stored).
@@ -232,6 +240,10 @@ def ingest(
     >>> store = open_store(os.path.join(tempfile.mkdtemp(), "ws.gpkg"))
     >>> ingest(store, inc, loc).new, ingest(store, inc, loc).existing
     (['A', 'B'], ['A', 'B'])
+    >>> twice = pd.concat([inc.assign(id=["C", "D"]), inc.assign(id=["C", "E"])])
+    >>> rep = ingest(store, twice, loc)
+    >>> rep.new, rep.repeated
+    (['C', 'D', 'E'], ['C'])
     >>> store.get("A").grid_code
     'G1'
     >>> store.close()
@@ -244,26 +256,40 @@ def ingest(
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
     ids = incidents["id"].astype(str)
-    dup = ids[ids.duplicated()].unique()
-    if len(dup):
-        raise InputError(f"ids repeated within the input: {list(dup[:5])}")
-    t0 = time.perf_counter()
+    again = ids.duplicated().to_numpy()
     report = IngestReport(rows=len(incidents))
+    if again.any():
+        report.repeated = ids[again].unique().tolist()
+        log.warning(
+            "%d rows repeat an id seen earlier in the input (first kept, e.g. %s)",
+            int(again.sum()),
+            report.repeated[:5],
+        )
+        incidents, ids = incidents[~again], ids[~again]
+    t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(incidents), unit="incident", desc="ingest")
+        bar = tqdm(total=report.rows, unit="incident", desc="ingest")
     try:
         for lo in range(0, len(incidents), chunk):
-            part = incidents.iloc[lo : lo + chunk]
-            ready = locate_for_store(part, locator, crs=crs, routes=routes)
-            ready["id"] = ids.iloc[lo : lo + chunk].to_numpy()
-            res = store.append(ready)
-            report.new.extend(res.new)
-            report.existing.extend(res.existing)
+            part_ids = ids.iloc[lo : lo + chunk]
+            stored = store.stored_ids(part_ids.tolist())
+            todo = ~part_ids.isin(stored).to_numpy() if stored else None
+            if todo is not None:
+                report.existing.extend(part_ids[~todo].tolist())
+            if todo is None or todo.any():
+                part = incidents.iloc[lo : lo + chunk]
+                if todo is not None:
+                    part, part_ids = part[todo], part_ids[todo]
+                ready = locate_for_store(part, locator, crs=crs, routes=routes)
+                ready["id"] = part_ids.to_numpy()
+                res = store.append(ready)
+                report.new.extend(res.new)
+                report.existing.extend(res.existing)
             if bar is not None:
-                bar.update(len(part))
+                bar.update(min(chunk, len(incidents) - lo) + (int(again.sum()) if lo == 0 else 0))
     finally:
         if bar is not None:
             bar.close()

@@ -192,7 +192,9 @@ def ingest_command(
 
     FILE is a CSV (lng/lat or 经度/纬度 columns, UTF-8 or GBK), GeoParquet, or any
     GDAL vector file, with columns id, category and reported_at (or 编号, 类别,
-    上报时间). Ids already stored are skipped, so running it again is harmless.
+    上报时间). Ids already stored are skipped (neither located nor written), so
+    running it again is harmless; an id repeated within FILE is loaded from its
+    first row.
     """
     from gridgeo.assign import Locator
     from gridgeo.assign.ingest import ingest
@@ -224,6 +226,13 @@ def ingest_command(
         f"{len(report.existing):,} already stored, in {report.seconds:.2f} s "
         f"({report.rows / max(report.seconds, 1e-9):,.0f} rows/s)"
     )
+    if report.repeated:
+        shown = ", ".join(report.repeated[:5]) + (" …" if len(report.repeated) > 5 else "")
+        click.echo(
+            f"{len(report.repeated):,} id(s) appear more than once in {file.name}; the first "
+            f"row of each was loaded, the others skipped: {shown}",
+            err=True,
+        )
 
 
 def register(group: click.Group) -> None:

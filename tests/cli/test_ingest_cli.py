@@ -156,6 +156,31 @@ def test_loading_twice_stores_each_incident_once(tmp_path, tiny_gpkg, fmt) -> No
     assert codes == _brute_force_codes(grids, lon, lat)
 
 
+def test_an_id_repeated_in_the_file_is_stored_once_from_its_first_row(tmp_path, tiny_gpkg) -> None:
+    table = pd.DataFrame(
+        {
+            "id": ["R1", "R2", "R1", "R3", "R2"],
+            "category": ["first", "first", "second", "first", "second"],
+            "reported_at": "2025-03-01T08:00:00+08:00",
+            "lng": [114.905, 114.915, 114.925, 114.905, 114.915],
+            "lat": 25.305,
+        }
+    )
+    csv = _csv(tmp_path, table)
+    with open_store(tiny_gpkg) as store:
+        before = store.count()
+    result = _run(csv, "--data", tiny_gpkg)
+    assert _summary(result) == (5, 3, 0)
+    assert "2 id(s) appear more than once in" in result.stderr
+    assert "the others skipped: R1, R2" in result.stderr
+    with open_store(tiny_gpkg) as store:
+        assert store.count() == before + 3
+        got = store.query(where={"category": "first"})
+        assert sorted(got["id"]) == ["R1", "R2", "R3"]
+        assert store.count(where={"category": "second"}) == 0
+        assert got.set_index("id").loc["R1", "lng"] == 114.905
+
+
 @pytest.mark.parametrize("how", ["--store", "GRIDGEO_STORE"])
 def test_into_postgis_with_zones_from_the_workspace(tmp_path, tiny_gpkg, postgresql, how) -> None:
     grids = gpd.read_file(tiny_gpkg, layer="grids")
@@ -228,12 +253,6 @@ XY = {"lng": [114.905, 114.915], "lat": [25.305, 25.305]}
             [],
             r"1 row\(s\) without coordinates in 'lng'/'lat': line 3",
             id="blank-coordinates",
-        ),
-        pytest.param(
-            {"id": ["A", "A"], "category": ["c", "c"], "reported_at": ["2025-03-01"] * 2} | XY,
-            [],
-            r"ids repeated within the input: \['A'\]",
-            id="repeated-id",
         ),
         pytest.param(
             GOOD | {"reported_at": ["2025-03-01", "yesterday"]} | XY,
