@@ -17,9 +17,10 @@ directory, unix socket only, default durability settings), like the tests'
 
 HTTP part: the real ``gridgeo serve --workers 2`` (gunicorn + waitress) over each
 store (another copy of the workspace; a fresh database of the same cluster),
-with 8 clients each POSTing one Feature per request on a kept-alive
-``requests.Session`` (unique ids, GCJ-02 points of the same synthetic set):
-acknowledged POSTs/s and the latency of each POST. Then the freshness lag: one
+with 8 client processes each POSTing one Feature per request on a kept-alive
+``http.client`` connection (unique ids, GCJ-02 points of the same synthetic set):
+acknowledged POSTs/s, the latency of each POST, and the CPU the clients and the
+workers spent a POST (``psutil``). Then the freshness lag: one
 report POSTed in the grid with the fewest incidents in ``/stats/grids``' window,
 and the time until ``/stats/grids`` counts it, polled on one kept-alive
 connection held by each worker (which worker holds a connection is read from
@@ -29,9 +30,12 @@ no HTTP peer: the rate is compared with the bulk ``ingest()`` of the same run.
 Usage::
 
     python benchmarks/ingest.py [--quick] [--rows N] [--chunk N] [--seconds S]
-        [--trials N] [--profile]
+        [--trials N] [--profile] [--clients N] [--threads N]
+    python benchmarks/ingest.py --http-only [--stores gpkg,postgis] [--sweep 2,4,8]
 
-Writes ``benchmarks/results/ingest.md``.
+Writes ``benchmarks/results/ingest.md``; ``--http-only`` runs only the HTTP part and
+replaces only its section of that file (``--sweep`` adds a comparison of waitress
+thread counts).
 """
 
 from __future__ import annotations
