@@ -62,7 +62,7 @@ MIN_SHARE = 0.01
 """Default share below which a pair of grids is a sliver, not a relationship (see ``min_share``)."""
 
 _AREA_EPS = 1e-9  # relative: area sums within this of a grid's area are rounding noise
-_SEGMENT_DEG = 0.0005  # densify lon/lat edges to this before measuring areas in metres
+_SEGMENT_DEG = 0.001  # densify lon/lat edges to this before measuring areas in metres
 _POINT_KINDS = {"Point"}
 _UNIT_KINDS = {"Point", "Polygon", "MultiPolygon"}
 _GRID_KINDS = {"Polygon", "MultiPolygon"}
@@ -226,11 +226,29 @@ def _metric(grids: gpd.GeoDataFrame) -> pyproj.CRS:
 def _polygon_pairs(
     og: NDArray[np.object_], ng: NDArray[np.object_]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.object_]]:
-    """Every (old, new) pair of grids sharing a positive area, and their intersection."""
+    """Every (old, new) pair of grids sharing a positive area, and their intersection.
+
+    Only the pairs that need it are intersected: neighbours that merely touch are
+    dropped, and a grid inside the other (an unchanged grid, a piece of a split
+    grid) is its own intersection. Pieces thinner than 1e-9 of both grids' areas
+    are rounding noise (e.g. where a re-cut grid's edge gained a vertex), not pairs.
+    """
     tree = shapely.STRtree(ng)
     oi, ni = tree.query(og, predicate="intersects")
-    pieces = shapely.intersection(og[oi], ng[ni])
-    keep = shapely.area(pieces) > 0
+    shapely.prepare(og)
+    shapely.prepare(ng)
+    a, b = og[oi], ng[ni]
+    keep = ~shapely.touches(a, b)
+    oi, ni, a, b = oi[keep], ni[keep], a[keep], b[keep]
+    pieces = np.empty(len(oi), dtype=object)
+    new_in_old = shapely.covers(a, b)
+    pieces[new_in_old] = b[new_in_old]
+    old_in_new = ~new_in_old & shapely.covers(b, a)
+    pieces[old_in_new] = a[old_in_new]
+    rest = ~new_in_old & ~old_in_new
+    pieces[rest] = shapely.intersection(a[rest], b[rest])
+    area = shapely.area(pieces)
+    keep = area > _AREA_EPS * np.minimum(shapely.area(a), shapely.area(b))
     return oi[keep].astype(np.int64), ni[keep].astype(np.int64), pieces[keep]
 
 
@@ -265,9 +283,9 @@ def _metric_area(
     """Areas in m² of geometries in ``src``, measured in the metric CRS ``dst``.
 
     A straight edge in degrees is not straight in metres: lon/lat geometries are
-    densified (vertices every 0.0005°, ~50 m) before projecting, so that a grid
+    densified (vertices every 0.001°, ~100 m) before projecting, so that a grid
     of a few hundred metres and the pieces cut from it agree on their area to
-    ~1e-8 (without it, ~1e-5).
+    ~1e-7 (without it, ~1e-5).
     """
     if src.is_geographic:
         geoms = shapely.segmentize(geoms, _SEGMENT_DEG)
@@ -438,8 +456,8 @@ def crosswalk(
           (new) grid's area; NaN where that code is ``<NA>``. Where neither plan
           has overlapping grids, each sums to 1 per grid (exactly in a
           projected CRS; for lon/lat grids, whose straight edges in degrees
-          are slightly curved in metres, to within ~1e-8 of a grid of a few
-          hundred metres: a few cm²).
+          are slightly curved in metres, to within ~1e-7 of a grid of a few
+          hundred metres: a few dm²).
         - with ``units``: ``households`` and ``population`` located in both.
         - with ``incidents``: ``incidents``, the count located in both.
         - ``change``: the label of the row's old grid (``<NA>`` when
