@@ -161,7 +161,8 @@ def frame_problems(
     Parameters
     ----------
     gdf
-        The input; anything but a GeoDataFrame is one problem.
+        The input; a GeoSeries is taken as a frame without columns, anything
+        else but a GeoDataFrame is one problem.
     name
         How to name it in messages, e.g. ``"units"`` or ``"layer 'grid'"``.
     columns
@@ -212,6 +213,8 @@ def frame_problems(
     >>> print(frame_problems(lat_lon, "incidents")[0])  # doctest: +ELLIPSIS
     incidents has 1 geometry outside China (72.004..137.8347°E, 0.8293..55.8271°N) at rows ['0']...
     """
+    if isinstance(gdf, gpd.GeoSeries):  # geometries alone: a frame without columns
+        gdf = gpd.GeoDataFrame(geometry=gdf)
     if not isinstance(gdf, gpd.GeoDataFrame):
         return [Problem(f"{name} must be a GeoDataFrame, got {type(gdf).__name__}", "type")]
     problems: list[Problem] = []

@@ -20,6 +20,7 @@ import logging
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
@@ -32,8 +33,9 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from gridgeo._rng import as_generator, keyed_generators
+from gridgeo._validate import frame_problems, raise_problems, repair_invalid, where
 from gridgeo.crs import metric_crs
-from gridgeo.errors import CRSError, InfeasibleError, InputError
+from gridgeo.errors import InfeasibleError, InputError, RepairWarning
 from gridgeo.geom import polsby_popper
 from gridgeo.partition._stable import fresh_serials, history, keep_codes
 from gridgeo.partition.make._atoms import GRID_M, AtomOverlap, community_atoms
@@ -100,42 +102,45 @@ def _ceilings(
     return cap_h, cap_p
 
 
-def _counts(units: gpd.GeoDataFrame, col: str | None, needed_for: str) -> NDArray[np.float64]:
+def _counts(units: gpd.GeoDataFrame, col: str | None) -> NDArray[np.float64]:
+    """A count column of the (validated) units as floats; zeros when there is none."""
     if col is None:
         return np.zeros(len(units))
-    if col not in units.columns:
-        raise InputError(
-            f"units have no column '{col}' ({needed_for}); columns are {list(units.columns)}"
+    return pd.to_numeric(units[col], errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _check_inputs(
+    units: gpd.GeoDataFrame,
+    within: gpd.GeoDataFrame,
+    counts: Mapping[str, str | None],
+    barriers: gpd.GeoDataFrame | None,
+    exclusive: gpd.GeoDataFrame | None,
+) -> tuple[gpd.GeoDataFrame, list[Any]]:
+    """Every problem of the inputs in one error; invalid units repaired, and warned about."""
+    repaired: Any = []
+    reasons: list[str] = []
+    if isinstance(units, gpd.GeoDataFrame):  # footprints are used as points: repair them
+        units, repaired, reasons = repair_invalid(units)
+    cols = {col: f"{arg}={col!r}" for arg, col in counts.items() if col is not None}
+    problems = frame_problems(units, "units", columns=cols, counts=list(cols))
+    problems += frame_problems(
+        within, "within", columns=["code"], not_null=["code"], unique=["code"],
+        label="code", geometry="polygon",
+    )  # fmt: skip
+    for name, extra in (("barriers", barriers), ("exclusive", exclusive)):
+        if extra is not None:
+            problems += frame_problems(extra, name, allow_empty=name == "barriers")
+    raise_problems(problems, what="make_grids() input")
+    if len(repaired):
+        n = len(repaired)
+        warnings.warn(
+            f"units: repaired {n} invalid geometr{'y' if n == 1 else 'ies'} with "
+            f"shapely.make_valid {where(units.index.isin(repaired), units)} "
+            f"({'; '.join(reasons[:3])}); they are listed in attrs['repaired']",
+            RepairWarning,
+            stacklevel=3,
         )
-    values = pd.to_numeric(units[col], errors="coerce")
-    bad = values.isna() | (values < 0)
-    if bad.any():
-        rows = [str(i) for i in units.index[bad.to_numpy()][:5]]
-        raise InputError(f"units column '{col}' must be counts ≥ 0; bad at rows {rows}")
-    return values.to_numpy(dtype=np.float64)
-
-
-def _check_inputs(units: gpd.GeoDataFrame, within: gpd.GeoDataFrame) -> None:
-    for name, gdf in (("units", units), ("within", within)):
-        if not isinstance(gdf, gpd.GeoDataFrame):
-            raise InputError(f"{name} must be a GeoDataFrame, got {type(gdf).__name__}")
-        if gdf.crs is None:
-            raise CRSError(f"{name} has no CRS; set one (e.g. .set_crs('EPSG:4490'))")
-        invalid = ~gdf.geometry.is_valid | gdf.geometry.isna() | gdf.geometry.is_empty
-        if invalid.any():
-            rows = [str(i) for i in gdf.index[invalid.to_numpy()][:5]]
-            raise InputError(
-                f"{name} has invalid or empty geometries at rows {rows}; "
-                "repair them (shapely.make_valid) or drop them explicitly"
-            )
-    if "code" not in within.columns:
-        raise InputError(f"within has no 'code' column; columns are {list(within.columns)}")
-    if within["code"].duplicated().any():
-        dup = within.loc[within["code"].duplicated(), "code"].astype(str).tolist()[:5]
-        raise InputError(f"within has duplicate codes {dup}")
-    kinds = within.geometry.geom_type
-    if not kinds.isin(["Polygon", "MultiPolygon"]).all():
-        raise InputError(f"within must be polygons; found {sorted(set(kinds))}")
+    return units, list(repaired)
 
 
 def _code_order(geoms: NDArray[np.object_]) -> NDArray[np.int64]:
@@ -269,15 +274,18 @@ def make_grids(
         ``previous``, ``attrs["retired_codes"]`` lists the used codes the new
         grids do not hold (see :meth:`Plan.from_grids
         <gridgeo.partition.plan.Plan.from_grids>`) and ``attrs["kept_codes"]``
-        the codes kept.
+        the codes kept. ``attrs["repaired"]`` lists the index labels of the
+        units whose invalid geometries were repaired (empty when none).
 
     Raises
     ------
-    CRSError
-        If an input has no CRS.
+    ValidationError
+        Naming every problem of the inputs at once: a missing CRS (then it is
+        also a :class:`~gridgeo.errors.CRSError`), a missing column, negative or
+        missing counts, empty unit geometries, invalid or non-polygon
+        communities, missing or duplicate community codes, lon/lat outside China.
     InputError
-        For a missing column, negative or missing counts, invalid geometries,
-        duplicate community codes, unknown rule keys, units outside every
+        For unknown rule keys, units outside every
         community (named by their index), ``workers`` not a positive integer,
         block units that overlap (``tessellate`` False or detected; named by
         their rows), or ``tessellate=False`` with units that are not polygons.
@@ -286,18 +294,27 @@ def make_grids(
         If a ceiling is not a positive number, or a community would need a
         serial above 999.
 
+    Warns
+    -----
+    RepairWarning
+        Once, naming how many unit geometries were invalid and which: they are
+        repaired with :func:`shapely.make_valid` (a footprint only gives its
+        representative point), not refused.
+
     Examples
     --------
     See the module docstring.
     """
-    _check_inputs(units, within)
+    units, repaired = _check_inputs(
+        units, within, {"households": households, "population": population}, barriers, exclusive
+    )
     if population is None and (
         max_population is not None or any("max_population" in r for r in (rules or {}).values())
     ):
         raise InputError("a population ceiling is set but population=None; name the column")
     cap_h_all, cap_p_all = _ceilings(within, rules, rule_key, max_households, max_population)
-    h_all = _counts(units, households, "households")
-    p_all = _counts(units, population, "population")
+    h_all = _counts(units, households)
+    p_all = _counts(units, population)
     rng = as_generator(seed)
     past = history(previous, level="base", where="make_grids")
     if workers is not None and (
@@ -313,8 +330,6 @@ def make_grids(
     polys = _block_units(units, ugeoms, comm_geoms, tessellate)
     bar = None
     if barriers is not None:
-        if barriers.crs is None:
-            raise CRSError("barriers have no CRS; set one (e.g. .set_crs('EPSG:4490'))")
         bar = barriers.to_crs(crs).geometry.to_numpy()
         bar = bar[~(shapely.is_empty(bar) | pd.isna(bar))]
         bar = shapely.boundary(bar) if len(bar) and shapely.get_dimensions(bar).max() == 2 else bar
@@ -431,6 +446,7 @@ def make_grids(
             records.append(g)
 
     out = _frame(records, units, h_all, p_all, crs, within.crs, lower)
+    out.attrs["repaired"] = repaired
     if past is not None:
         codes = set(out["code"])
         out.attrs["retired_codes"] = sorted(past.used - codes)
@@ -467,8 +483,6 @@ def _exclusive_parts(
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
     if exclusive is None or len(exclusive) == 0:
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
-    if exclusive.crs is None:
-        raise CRSError("exclusive has no CRS; set one (e.g. .set_crs('EPSG:4490'))")
     geoms = exclusive.to_crs(crs).geometry.to_numpy()
     tree = shapely.STRtree(comm_geoms)
     ei, ci = tree.query(geoms, predicate="intersects")
