@@ -7,11 +7,19 @@ grids; the ``k1`` side must hold between ``H - k2·C`` and ``k1·C``
 (the most compact of the most balanced cut per direction); failing that, from
 a connected growth from the region's far end; then from random spanning trees
 (seeded); failing all, ``k`` grows by one.
+
+With barriers (atoms labelled by the street block they lie in), the sweep
+also runs along block-grouped orders (whole blocks in the order of their
+centres, so that a cut can fall between blocks, on a street), looks at
+several balanced cuts per direction, and adds the share of the cut that runs
+on a street to each cut's score: grid edges follow streets where the
+households allow it.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 
 import numpy as np
@@ -22,9 +30,21 @@ from scipy.sparse.csgraph import breadth_first_order, minimum_spanning_tree
 
 __all__ = ["bisect_region", "needed"]
 
+log = logging.getLogger(__name__)
+
 _SWEEP_TRIES = 12
 _TREE_TRIES = 12
 _BALANCE = 0.3  # weight of imbalance (in target-grid units) against the sides' compactness
+# weight of the share of a cut's length that runs on a street (between two blocks), against
+# the sides' compactness (a Polsby–Popper sum near 1.2): a cut wholly on streets may be this
+# much less compact than one wholly between buildings
+_STREET = 0.6
+# a cut first tries to leave each side at least this share of the region's slack (its
+# grids' room under the ceilings), so that the slack planned at the top is not used up by
+# one unbalanced cut and the last cuts still have room; else it takes any cut in the window
+_KEEP_SLACK = 0.5
+# further tries of the whole bisection when it needed more grids than planned
+_RETRIES = 3
 # Regions bound for 3+ grids are planned at this fill of the ceiling: with the lower bound
 # itself the slack left per grid is often a household or two, so the last cuts must hit
 # a window narrower than one building, fail, and fall back to snakes or an extra grid in
@@ -112,6 +132,28 @@ def _inner(indptr, indices, data, mask):  # pragma: no cover - compiled
     return in1, in2
 
 
+@njit(cache=True, nogil=True)
+def _cut_lengths(indptr, indices, data, street, mask):  # pragma: no cover - compiled
+    """Length of the boundary between the two sides of ``mask``, and of its part on streets
+    (``street``: each edge's shared length that lies between two blocks)."""
+    cut = 0.0
+    on = 0.0
+    for u in range(mask.shape[0]):
+        if not mask[u]:
+            continue
+        for k in range(indptr[u], indptr[u + 1]):
+            if not mask[indices[k]]:
+                cut += data[k]
+                on += street[k]
+    return cut, on
+
+
+def _street_data(adj: sp.csr_matrix, block: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Per stored edge of ``adj``: its shared length if it joins two blocks (a street), else 0."""
+    rows = np.repeat(np.arange(adj.shape[0]), np.diff(adj.indptr))
+    return np.where(block[rows] != block[adj.indices], np.asarray(adj.data, np.float64), 0.0)
+
+
 def _two_parts(adj: sp.csr_matrix, mask: NDArray[np.bool_]) -> bool:
     """Are both sides of ``mask`` connected?"""
     n = len(mask)
@@ -142,11 +184,13 @@ def _pp_sum(adj: sp.csr_matrix, mask, area, perim) -> float:
 
 @njit(cache=True, nogil=True)
 def _sweep_kernel(
-    indptr, indices, data, orders, h, p, area, perim, bounds, target, unit, scored
+    indptr, indices, data, street, orders, h, p, area, perim, bounds, target, unit, scored, w_street
 ):  # pragma: no cover - compiled
     """Best sweep cut over the atom orders (one row per direction): per direction the most
     balanced cut (of the first ``_SWEEP_TRIES`` in the window) that leaves both sides
     connected; among directions the most compact (``scored``) or the first found.
+    With ``w_street > 0`` every connected cut of those tries is scored, and the share of
+    its length on streets (``street``), times ``w_street``, adds to its score.
     Returns ``(direction, position)`` or ``(-1, -1)``."""
     lo_h, hi_h, lo_p, hi_p = bounds[0], bounds[1], bounds[2], bounds[3]
     n_dir, n = orders.shape
@@ -206,16 +250,39 @@ def _sweep_kernel(
                 s += 4 * np.pi * a2 / (q2 * q2)
             if target >= 0:
                 s -= _BALANCE * abs(cum[v] - target) / unit
+            if w_street > 0.0:
+                cut, on = _cut_lengths(indptr, indices, data, street, mask)
+                if cut > 0.0:
+                    s += w_street * on / cut
             if s > best_s:
                 best_s = s
                 best_d = d
                 best_v = v
-            break  # the most balanced connected cut along this direction
+            if w_street <= 0.0:
+                break  # the most balanced connected cut along this direction
     return best_d, best_v
 
 
-def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng, area=None, perim=None):
+def _tight(total: float, k: int, cap: float) -> float:
+    """A ceiling for the sides of a cut that keeps part of the region's slack for each:
+    no side may fill its grids more than ``_KEEP_SLACK`` of the way from the region's
+    fill to full."""
+    if cap == math.inf or total <= 0:
+        return cap
+    fill = min(total / (k * cap), 1.0)
+    return cap * (fill + (1.0 - fill) * (1.0 - _KEEP_SLACK))
+
+
+def _sweep_cut(
+    adj, xy, h, p, k1, k2, cap_h, cap_p, rng, area=None, perim=None, block=None, tight=False
+):
+    """A sweep cut (mask of the ``k1`` side) or None; see :func:`_sweep_kernel`. With
+    ``block`` (each atom's street block) and more than one block, cuts on streets score
+    higher and block-grouped orders join the directions. With ``tight``, both sides must
+    keep a share of the region's slack (see :func:`_tight`)."""
     H, P = float(h.sum()), float(p.sum())
+    if tight:
+        cap_h, cap_p = _tight(H, k1 + k2, cap_h), _tight(P, k1 + k2, cap_p)
     bounds = np.array(_bounds(k1, k2, H, P, cap_h, cap_p), dtype=np.float64)
     centred = xy - xy.mean(axis=0)
     # principal axes, the compass axes and diagonals (streets often run so), then random ones
@@ -229,8 +296,26 @@ def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng, area=None, perim=None):
     n = len(h)
     if n < 2:
         return None
-    orders = np.argsort(centred @ np.array(dirs).T, axis=0, kind="stable").T.copy()
+    proj = centred @ np.array(dirs).T
+    orders = np.argsort(proj, axis=0, kind="stable").T
     scored = area is not None and perim is not None and n > 2
+    data = np.asarray(adj.data, dtype=np.float64)
+    street = np.zeros(len(data))
+    w_street = 0.0
+    if block is not None and scored:
+        street = _street_data(adj, np.asarray(block))
+        if street.any():
+            w_street = _STREET
+            # the same directions with whole blocks kept together, in the order of their
+            # centres: cuts between blocks run on streets
+            _, b = np.unique(block, return_inverse=True)
+            b = b.ravel()
+            wgt = np.asarray(area, dtype=np.float64) + 1e-12
+            cnt = np.bincount(b, weights=wgt)
+            bproj = np.stack([np.bincount(b, weights=wgt * proj[:, j]) / cnt for j in range(4)])
+            grouped = np.stack([np.lexsort((proj[:, j], bproj[j, b])) for j in range(4)])
+            orders = np.concatenate([orders, grouped])
+    orders = np.ascontiguousarray(orders)
     if H > 0:
         target, unit = H * k1 / (k1 + k2), max(H / (k1 + k2), 1e-9)
     else:
@@ -239,7 +324,8 @@ def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng, area=None, perim=None):
     d, v = _sweep_kernel(
         adj.indptr,
         adj.indices,
-        np.asarray(adj.data, dtype=np.float64),
+        data,
+        street,
         orders,
         np.asarray(h, dtype=np.float64),
         np.asarray(p, dtype=np.float64),
@@ -249,6 +335,7 @@ def _sweep_cut(adj, xy, h, p, k1, k2, cap_h, cap_p, rng, area=None, perim=None):
         float(target),
         float(unit),
         scored,
+        w_street,
     )
     if d < 0:
         return None
@@ -358,6 +445,7 @@ def bisect_region(
     rng: np.random.Generator,
     area: NDArray[np.float64] | None = None,
     perim: NDArray[np.float64] | None = None,
+    block: NDArray[np.int64] | None = None,
 ) -> list[NDArray[np.int64]]:
     """Split a connected region into grids under the ceilings.
 
@@ -377,6 +465,10 @@ def bisect_region(
         Atom areas and perimeters; when given, the sweep keeps the most balanced
         connected cut along each of several directions and picks the most compact
         (``adj`` must then hold shared boundary lengths).
+    block
+        Street block of each atom (atoms in one block lie between the same
+        barriers); with ``area`` and ``perim``, cuts that run between blocks,
+        on streets, are preferred.
 
     Returns
     -------
@@ -394,15 +486,29 @@ def bisect_region(
         full = h[h > 0]
         typical = float(full.mean()) if len(full) else 0.0
         if lower <= _EXACT_TRY_MAX_K or (lower * cap_h - H) / lower >= typical:
-            exact = _bisect(adj, xy, h, p, cap_h, cap_p, rng, area, perim, lower, strict=True)
+            exact = _bisect(
+                adj, xy, h, p, cap_h, cap_p, rng, area, perim, block, lower, strict=True
+            )
             if exact is not None:
                 return exact
-    out = _bisect(adj, xy, h, p, cap_h, cap_p, rng, area, perim, planned, strict=False)
-    assert out is not None
-    return out
+    # a cut that fails deep down costs a grid; the sweep's random directions differ from
+    # one try to the next, so a few more tries often find a split with fewer grids
+    # (each other try plans one grid more: where atoms are large against the slack, a
+    # little more room per grid can end with fewer grids than failing cuts add)
+    best: list[NDArray[np.int64]] | None = None
+    for t in range(_RETRIES + 1):
+        k0 = planned + t % 2
+        out = _bisect(adj, xy, h, p, cap_h, cap_p, rng, area, perim, block, k0, strict=False)
+        assert out is not None
+        log.debug("bisection planned for %d grids gave %d", k0, len(out))
+        if best is None or len(out) < len(best):
+            best = out
+        if len(best) <= planned:
+            break
+    return best
 
 
-def _bisect(adj, xy, h, p, cap_h, cap_p, rng, area, perim, k0, *, strict):
+def _bisect(adj, xy, h, p, cap_h, cap_p, rng, area, perim, block, k0, *, strict):
     """Recursive bisection into ``k0`` grids; with ``strict``, None as soon as a region
     cannot be cut for the grids planned for it (instead of giving it one more)."""
     out: list[NDArray[np.int64]] = []
@@ -431,7 +537,24 @@ def _bisect(adj, xy, h, p, cap_h, cap_p, rng, area, perim, k0, *, strict):
                 rng,
                 None if area is None else area[idx],
                 None if perim is None else perim[idx],
+                None if block is None else block[idx],
+                tight=True,
             )
+            if mask is None:
+                mask = _sweep_cut(
+                    sub,
+                    pts,
+                    hh,
+                    pp,
+                    k1,
+                    k2,
+                    cap_h,
+                    cap_p,
+                    rng,
+                    None if area is None else area[idx],
+                    None if perim is None else perim[idx],
+                    None if block is None else block[idx],
+                )
             if mask is None:
                 mask = _grow_cut(sub, pts, hh, pp, k1, k2, cap_h, cap_p, rng)
             if mask is None:

@@ -580,6 +580,7 @@ def _partition_community(
             rng,
             atom_area[idx],
             atom_perim[idx],
+            block=block[idx] if bar is not None else None,
         ):
             groups.append((idx[piece], False))
     if not groups:  # an empty community: one grid
