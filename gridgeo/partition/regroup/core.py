@@ -43,8 +43,9 @@ from numpy.typing import NDArray
 from scipy.sparse.csgraph import connected_components
 
 from gridgeo._rng import as_generator
+from gridgeo._validate import frame_problems, raise_problems
 from gridgeo.crs import metric_crs
-from gridgeo.errors import CRSError, InfeasibleError, InputError
+from gridgeo.errors import InfeasibleError, InputError
 from gridgeo.geom import adjacency, area_km2
 from gridgeo.partition._stable import History, fresh_serials, history, keep_codes
 from gridgeo.partition.crosswalk import plan_diff  # moved there (issue 15); re-exported
@@ -79,59 +80,37 @@ def _weights(
             raise InputError(
                 f"weight coefficient for {col!r} was {coef!r}; use a finite number >= 0"
             )
-        if col in grids.columns:
-            values = grids[col]
-        elif col == "area_km2":
-            values = pd.Series(area_km2(grids), index=grids.index)
-        else:
-            allowed = [c for c in grids.columns if c != grids.geometry.name]
-            raise InputError(
-                f"weight column {col!r} is missing from the grids; columns are {allowed} "
-                "(the special name 'area_km2' is computed when absent)"
-            )
-        if not (pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)):
-            raise InputError(f"weight column {col!r} has dtype {values.dtype}; it must be numeric")
-        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(arr) | (arr < 0)
-        if bad.any():
-            rows = list(grids.index[bad][:5])
-            raise InputError(
-                f"weight column {col!r} has {int(bad.sum())} NaN, infinite or negative values "
-                f"(rows {rows}, e.g. {arr[bad][0]!r}); fill them with a count >= 0"
-            )
-        parts[col] = arr
+        # the columns themselves were checked by _check (present, numeric, counts ≥ 0)
+        values = grids[col] if col in grids.columns else area_km2(grids)
+        parts[col] = np.asarray(values, dtype=np.float64)
     w = sum(float(spec[c]) * parts[c] for c in spec)
     return np.asarray(w, dtype=np.float64), pd.DataFrame(parts, index=grids.index)
 
 
-def _check(grids: gpd.GeoDataFrame, k: int, key: str, within: str | None) -> None:
-    if not isinstance(grids, gpd.GeoDataFrame):
-        raise InputError(f"grids must be a GeoDataFrame, not {type(grids).__name__}")
-    if grids.crs is None:
-        raise CRSError("the grids have no CRS; set one, e.g. grids.set_crs('EPSG:4490')")
-    if key not in grids.columns:
-        raise InputError(f"key column {key!r} is missing from the grids; pass key=<code column>")
-    dup = grids[key][grids[key].duplicated(keep=False)]
-    if len(dup):
-        raise InputError(
-            f"grid codes in {key!r} must be unique; duplicated: {sorted(map(str, set(dup)))[:5]}"
-        )
-    if grids[key].isna().any():
-        rows = list(grids.index[grids[key].isna()][:5])
-        raise InputError(f"key column {key!r} has missing codes at rows {rows}")
-    empty = grids.geometry.isna() | grids.geometry.is_empty
-    if empty.any():
-        codes = list(grids.loc[empty, key][:5])
-        raise InputError(f"grids {codes} have no geometry; every grid needs a polygon")
-    n = len(grids)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
-        raise InputError(f"k was {k!r}; it must be an integer from 1 to the {n} grids")
+def _check(
+    grids: gpd.GeoDataFrame,
+    k: int,
+    key: str,
+    within: str | None,
+    weight: str | Mapping[str, float],
+) -> None:
+    """Every problem of the grids and of ``k`` in one error."""
+    hints = {key: "pass key=<code column>"}
     if within is not None:
-        if within not in grids.columns:
-            raise InputError(f"within column {within!r} is missing from the grids")
-        if grids[within].isna().any():
-            rows = list(grids.index[grids[within].isna()][:5])
-            raise InputError(f"within column {within!r} is empty at rows {rows}; fill it")
+        hints[within] = "the within= column"
+    names = [weight] if isinstance(weight, str) else list(weight)
+    cols = [c for c in names if not (c == "area_km2" and c not in getattr(grids, "columns", []))]
+    for c in cols:
+        hints.setdefault(c, "a weight column; 'area_km2' is computed when absent")
+    problems: list[str] = frame_problems(
+        grids, "grids", columns=hints, numeric=cols, counts=cols,
+        not_null=[c for c in (key, within) if c], unique=[key], label=key,
+        geometry="polygon", allow_invalid=True,
+    )  # fmt: skip
+    n = len(grids) if isinstance(grids, gpd.GeoDataFrame) else k
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
+        problems.append(f"k was {k!r}; it must be an integer from 1 to the {n} grids")
+    raise_problems(problems, what="regroup() input")
 
 
 def _graph(grids: gpd.GeoDataFrame, within: str | None) -> sp.csr_matrix:
@@ -314,11 +293,14 @@ def regroup(
 
     Raises
     ------
+    ValidationError
+        Naming every problem of the grids at once: bad ``k``, missing columns,
+        non-numeric/NaN/negative weights, missing or duplicate codes, empty or
+        non-polygon geometries, lon/lat outside China, and a missing CRS (then it
+        is also a :class:`~gridgeo.errors.CRSError`).
     InputError
-        Bad ``k``, missing/non-numeric/NaN/negative weights, duplicate codes, unknown
-        ``method``; ``previous`` not a business plan or a regroup result.
-    CRSError
-        If the grids have no CRS.
+        Bad weight coefficients, unknown ``method``; ``previous`` not a business
+        plan or a regroup result.
     InfeasibleError
         If the adjacency graph (cut by ``within``) has more connected pieces than ``k``.
 
@@ -332,7 +314,7 @@ def regroup(
     >>> g["code"].tolist(), g["weight"].tolist()
     (['t1-01', 't2-01'], [6.0, 5.0])
     """
-    _check(grids, k, key, within)
+    _check(grids, k, key, within, weight)
     if method not in _METHODS:
         raise InputError(f"method was {method!r}; expected one of {list(_METHODS)}")
     if time_limit is not None and not (isinstance(time_limit, numbers.Real) and time_limit > 0):
