@@ -199,7 +199,9 @@ def make_grids(
     and ``k1·C`` households (likewise for population). Cuts come from a sweep
     along several directions (the most compact of the most balanced cuts),
     else from a connected growth, else from random spanning trees, else ``k``
-    grows by one. Then boundary atoms move to neighbouring grids where that
+    grows by one; with ``barriers``, cuts that run along streets (between
+    blocks) score higher, so grid edges follow streets where the households
+    allow it. Then boundary atoms move to neighbouring grids where that
     makes both more compact (moment of inertia, then Polsby–Popper), never
     across a street and never breaking a ceiling or contiguity. Communities
     are split in threads.
