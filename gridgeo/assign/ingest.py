@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +199,9 @@ def ingest(
 ) -> IngestReport:
     """Locate, route and append incidents to a store, in chunks.
 
-    Each chunk is one transaction. Before a chunk is located, the store is
+    Chunks are written by :meth:`IncidentStore.append_chunks`: one
+    transaction each (PostGIS: one for a load of 1,000+ rows, see
+    :meth:`PostGISStore.append_chunks`). Before a chunk is located, the store is
     asked which of its ids it holds already (:meth:`IncidentStore.stored_ids`):
     those rows are skipped, neither located nor written, so loading a file
     again costs one id lookup a row. An id stored between that lookup and the
@@ -212,7 +215,8 @@ def ingest(
     incidents, locator, crs, routes
         As in :func:`locate_for_store`; ``incidents`` need an ``id`` column.
     chunk
-        Rows per transaction.
+        Rows located and written at a time (a transaction each, unless the
+        store writes the whole load as one).
     progress
         Show a progress bar (tqdm) on stderr.
 
@@ -226,7 +230,7 @@ def ingest(
         If ``id`` is missing, or ``chunk`` < 1.
     ValidationError
         From the store, naming every bad row of the failing chunk (earlier
-        chunks stay stored).
+        chunks stay stored, unless the store writes the load as one transaction).
 
     Examples
     --------
@@ -272,7 +276,8 @@ def ingest(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=report.rows, unit="incident", desc="ingest")
-    try:
+
+    def located() -> Iterator[gpd.GeoDataFrame]:
         for lo in range(0, len(incidents), chunk):
             part_ids = ids.iloc[lo : lo + chunk]
             stored = store.stored_ids(part_ids.tolist())
@@ -285,11 +290,14 @@ def ingest(
                     part, part_ids = part[todo], part_ids[todo]
                 ready = locate_for_store(part, locator, crs=crs, routes=routes)
                 ready["id"] = part_ids.to_numpy()
-                res = store.append(ready)
-                report.new.extend(res.new)
-                report.existing.extend(res.existing)
+                yield ready
             if bar is not None:
                 bar.update(min(chunk, len(incidents) - lo) + (int(again.sum()) if lo == 0 else 0))
+
+    try:
+        res = store.append_chunks(located(), total=len(incidents))
+        report.new.extend(res.new)
+        report.existing.extend(res.existing)
     finally:
         if bar is not None:
             bar.close()

@@ -317,6 +317,39 @@ class IncidentStore(abc.ABC):
         """
         return self.append(list(rows))  # a backend without a record path
 
+    def append_chunks(self, chunks: Iterable[Any], *, total: int | None = None) -> AppendResult:
+        """Append a long load given in chunks (bulk history), as :meth:`append` would.
+
+        Each chunk is one transaction here, so earlier chunks stay stored when
+        a later one fails. A backend may do better: PostGIS writes a load of
+        1,000+ rows in one transaction and, when the load is at least as large
+        as its table, builds its indexes once at the end.
+
+        Parameters
+        ----------
+        chunks
+            Batches as :meth:`append` takes them (consumed one by one).
+        total
+            Rows in all chunks, if known (a backend may choose its strategy by it).
+
+        Examples
+        --------
+        >>> import os, tempfile, shapely
+        >>> store = open_store(os.path.join(tempfile.mkdtemp(), "ws.gpkg"))
+        >>> rec = {"category": "噪音", "reported_at": "2025-03-01",
+        ...        "geometry": shapely.Point(114.95, 25.35)}
+        >>> store.append_chunks([[rec | {"id": "E1"}], [rec | {"id": "E1"}, rec | {"id": "E2"}]])
+        AppendResult(new=['E1', 'E2'], existing=['E1'])
+        >>> store.close()
+        """
+        new: list[str] = []
+        existing: list[str] = []
+        for chunk in chunks:
+            res = self.append(chunk)
+            new += res.new
+            existing += res.existing
+        return AppendResult(new, existing)
+
     def stored_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are stored already (a bulk load skips them before locating).
 

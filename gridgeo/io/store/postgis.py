@@ -17,6 +17,7 @@ first store that opens the database.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import threading
@@ -30,6 +31,7 @@ import psycopg
 import shapely
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.copy import QueuedLibpqWriter
 
 from gridgeo.errors import InputError, NotFound
 from gridgeo.io.store.base import (
@@ -112,6 +114,15 @@ _STAGE_TYPES = {
     "closed_at": "timestamptz",
 }
 _ISO = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
+_STAGED_COLUMNS = [c for c in COLUMNS if c not in ("seq", "updated_at")]
+_INSERT_STAGED = (
+    f"INSERT INTO incidents (geom, {', '.join(_STAGED_COLUMNS)}) "
+    f"SELECT ST_SetSRID(ST_MakePoint(x, y), {SRID}), {', '.join(_STAGED_COLUMNS)} "
+    "FROM _incident_stage ORDER BY pos ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_COPY_STAGE = f"COPY _incident_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
+#: From this many rows, a load into a table holding no more rows rebuilds the indexes.
+_REBUILD_ROWS = 1000
 _SELECT = ", ".join(
     [
         *(
@@ -242,26 +253,12 @@ class PostGISStore(IncidentStore):
         batch = prepare(data)
         if len(batch) == 0:
             return AppendResult([], [])
-        stage = batch.assign(pos=np.arange(len(batch)))
-        for col in ("reported_at", "closed_at"):
-            stage[col] = _iso_utc(stage[col])
-        buf = _csv(stage[list(_STAGE_COLUMNS)])
-        cols = [c for c in COLUMNS if c not in ("seq", "updated_at")]
-        stage_ddl = ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in _STAGE_COLUMNS)
-        insert = (
-            f"INSERT INTO incidents (geom, {', '.join(cols)}) "
-            f"SELECT ST_SetSRID(ST_MakePoint(x, y), {SRID}), {', '.join(cols)} "
-            "FROM _incident_stage ORDER BY pos ON CONFLICT (id) DO NOTHING RETURNING id"
-        )
         try:
             with self._connection() as conn, conn.cursor() as cur:
-                cur.execute(f"CREATE TEMP TABLE _incident_stage ({stage_ddl}) ON COMMIT DROP")
-                with cur.copy(
-                    f"COPY _incident_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
-                ) as copy:
-                    copy.write(buf)
+                self._stage(cur)
+                self._copy(cur, batch, 0)
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-                cur.execute(insert)
+                cur.execute(_INSERT_STAGED)
                 fresh = {r[0] for r in cur.fetchall()}
         except psycopg.OperationalError as err:
             raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
@@ -269,6 +266,99 @@ class PostGISStore(IncidentStore):
             raise InputError(f"the batch was not stored: {_first_line(err)}") from err
         ids = batch["id"].tolist()
         return AppendResult([i for i in ids if i in fresh], [i for i in ids if i not in fresh])
+
+    @staticmethod
+    def _stage(cur: psycopg.Cursor) -> None:
+        ddl = ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in _STAGE_COLUMNS)
+        cur.execute(f"CREATE TEMP TABLE _incident_stage ({ddl}) ON COMMIT DROP")
+
+    @staticmethod
+    def _copy(cur: psycopg.Cursor, batch: pd.DataFrame, start: int, copy: Any = None) -> None:
+        """COPY a prepared batch into the staging table, numbered from ``start``
+        (into the COPY ``copy`` when one is open)."""
+        stage = batch.assign(pos=np.arange(start, start + len(batch)))
+        for col in ("reported_at", "closed_at"):  # Arrow writes '2025-03-01 00:00:00.000000Z'
+            stage[col] = stage[col].dt.tz_convert("UTC").dt.as_unit("us")
+        data = _csv(stage[list(_STAGE_COLUMNS)])
+        if copy is not None:
+            copy.write(data)
+            return
+        with cur.copy(_COPY_STAGE) as copy:
+            copy.write(data)
+
+    def append_chunks(self, chunks: Iterable[Any], *, total: int | None = None) -> AppendResult:
+        """A load of 1,000+ rows is one transaction: every chunk is COPYed to a staging
+        table, then inserted at once (``ON CONFLICT (id) DO NOTHING``). When the load
+        holds at least as many rows as the table, the table's indexes other than its
+        primary key are dropped first and built again afterwards from their own
+        definitions: a GiST index built at once (sorted) costs a fraction of one
+        maintained a row at a time (~16 µs a point). Readers of the table then wait
+        for the transaction (its DDL locks the table); a smaller load leaves them free.
+        """
+        if total is None or total < _REBUILD_ROWS:
+            return super().append_chunks(chunks, total=total)
+        ids: list[str] = []
+        indexes: list[tuple[str, str]] = []
+        try:
+            with self._connection() as conn, conn.cursor() as cur:
+                self._stage(cur)
+                # one COPY for the whole load, sent by a thread: the server reads a chunk
+                # while the next one is located here
+                with cur.copy(_COPY_STAGE, writer=QueuedLibpqWriter(cur)) as copy:
+                    for chunk in chunks:
+                        batch = prepare(chunk)
+                        if len(batch):
+                            self._copy(cur, batch, len(ids), copy)
+                            ids += batch["id"].tolist()
+                if not ids:
+                    return AppendResult([], [])
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                cur.execute(
+                    "SELECT count(*) FROM (SELECT 1 FROM incidents LIMIT %s) AS t", (len(ids) + 1,)
+                )
+                if cur.fetchone()[0] <= len(ids):
+                    cur.execute(
+                        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = "
+                        "'incidents' AND i.schemaname = current_schema() AND NOT EXISTS ("
+                        "SELECT 1 FROM pg_constraint c WHERE c.conrelid = 'incidents'::regclass "
+                        "AND c.conname = i.indexname) ORDER BY i.indexname"
+                    )
+                    indexes = cur.fetchall()
+                for name, _ in indexes:
+                    cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                cur.execute(_INSERT_STAGED)
+                fresh = {r[0] for r in cur.fetchall()}
+                if indexes:
+                    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                for _, ddl in indexes:
+                    cur.execute(ddl)
+        except psycopg.OperationalError as err:
+            raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
+        except psycopg.Error as err:
+            raise InputError(f"the load was not stored: {_first_line(err)}") from err
+        log.info("%s: %d rows loaded in one transaction, %d indexes rebuilt", self.name,
+                 len(fresh), len(indexes))  # fmt: skip
+        new: list[str] = []
+        existing: list[str] = []
+        for i in ids:  # an id in two chunks: the first is stored, the second was there
+            if i in fresh:
+                new.append(i)
+                fresh.discard(i)
+            else:
+                existing.append(i)
+        return AppendResult(new, existing)
+
+    def stored_ids(self, ids: Iterable[str]) -> set[str]:
+        wanted = [str(i) for i in ids]
+        if not wanted:
+            return set()
+        with self._connection() as conn:  # one JSON text: psycopg dumps a list per item
+            rows = conn.execute(
+                "SELECT id FROM incidents WHERE id IN "
+                "(SELECT jsonb_array_elements_text(%s::jsonb))",
+                (json.dumps(wanted, ensure_ascii=False),),
+            )
+            return {r[0] for r in rows.fetchall()}
 
     def append_records(self, rows: Sequence[Any]) -> AppendResult:
         """The live path: one prepared statement, one round trip, on one pooled connection.
@@ -439,13 +529,6 @@ def _csv(frame: pd.DataFrame) -> bytes:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     pa_csv.write_csv(table, out, pa_csv.WriteOptions(include_header=False))
     return out.getvalue().to_pybytes()
-
-
-def _iso_utc(ts: pd.Series) -> list[str | None]:
-    values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]")
-    text = np.char.add(np.datetime_as_string(values, unit="us"), "Z").astype(object)
-    text[np.isnat(values)] = None
-    return text.tolist()
 
 
 def migrate(conn: psycopg.Connection, *, where: str = "the database") -> int:
