@@ -825,6 +825,9 @@ def _write_plans(p: Path, plans: list[Plan]) -> None:
         crs = crs or g.crs
         g = g.to_crs(crs) if not g.crs.equals(crs) else g
         g = g.assign(plan_id=plan.plan_id)
+        for col in g.columns:  # 0/1 survive the union with other plans' columns (NULL there)
+            if col != g.geometry.name and pd.api.types.is_bool_dtype(g[col]):
+                g[col] = g[col].astype(np.int8)
         g["members"] = (
             None
             if plan.members is None

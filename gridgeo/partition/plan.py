@@ -166,8 +166,10 @@ class Plan:
             )
         if self.level not in LEVELS:
             raise InputError(f"plan {pid!r}: level was {self.level!r}; expected one of {LEVELS}")
-        if not isinstance(self.name, str):
-            raise InputError(f"plan {pid!r}: name was {self.name!r}; give a string")
+        if not isinstance(self.name, str) or "\x00" in self.name:
+            raise InputError(
+                f"plan {pid!r}: name was {self.name!r}; give a string without NUL characters"
+            )
         if self.base_plan is not None and self.level != "business":
             raise InputError(f"plan {pid!r}: base_plan is for business plans only")
         start = as_date(self.valid_from, "valid_from")
