@@ -44,6 +44,7 @@ import shapely
 
 from gridgeo.errors import InputError, NotFound
 from gridgeo.io.store import _rtree
+from gridgeo.io.store._group import GroupCommit
 from gridgeo.io.store.base import (
     CLOSED,
     COLUMNS,
@@ -241,6 +242,8 @@ class GeoPackageStore(IncidentStore):
         # the record path's writers of this process queue here, woken at once, instead of
         # in SQLite's busy handler (which sleeps 1, 2, 5, 10 … ms between tries)
         self._record_lock = threading.Lock()
+        self._group: GroupCommit | None = None
+        self._group_pid = -1
         self._ensure_schema()
 
     # -- connections ------------------------------------------------------------------
@@ -647,9 +650,14 @@ class GeoPackageStore(IncidentStore):
         """The live path: one prepared ``INSERT … ON CONFLICT (id) DO NOTHING`` a row.
 
         No frames: :func:`prepare_records` checks the rows in plain Python, the
-        GeoPackage blob is packed with :mod:`struct`. The transaction is the
-        usual ``BEGIN IMMEDIATE`` (WAL, busy timeout); ``seq`` numbers the new
-        rows after every committed one.
+        GeoPackage blob is packed with :mod:`struct`. The calls of this process's
+        threads are written by group commit
+        (:class:`~gridgeo.io.store._group.GroupCommit`): the first caller writes
+        the rows of every call queued behind it in one transaction, and each
+        call still gets its own result, its rows all or nothing (a failed batch
+        is written again call by call). The transaction is the usual ``BEGIN
+        IMMEDIATE`` (WAL, busy timeout); ``seq`` numbers the new rows after
+        every committed one.
 
         Durability: WAL with ``synchronous = NORMAL`` (set on every connection)
         writes the commit to the WAL file before it returns, without an fsync:
@@ -660,6 +668,14 @@ class GeoPackageStore(IncidentStore):
         batch = prepare_records(rows)
         if not batch:
             return AppendResult([], [])
+        with self._lock:  # one queue per process (a forked child starts its own)
+            if self._group is None or self._group_pid != os.getpid():
+                self._group, self._group_pid = GroupCommit(self._insert_records), os.getpid()
+            group = self._group
+        return group.append(batch)
+
+    def _insert_records(self, batch: list[dict[str, Any]]) -> set[str]:
+        """Insert prepared records in one transaction; the ids stored (first of a repeat)."""
         cols = [c for c in COLUMNS if c not in ("seq", "updated_at")]
         names = ", ".join(f'"{c}"' for c in (self._geom, *cols, "seq", "updated_at"))
         marks = ", ".join("?" * (len(cols) + 3))
@@ -693,8 +709,7 @@ class GeoPackageStore(IncidentStore):
                     {"x0": min(xs), "y0": min(ys), "x1": max(xs), "y1": max(ys),
                      "now": _utc_z(), "t": TABLE},
                 )  # fmt: skip
-        fresh = set(new)
-        return AppendResult(new, [r["id"] for r in batch if r["id"] not in fresh])
+        return set(new)
 
     @staticmethod
     def _trigger(conn: sqlite3.Connection, name: str, n: int) -> tuple[str, str] | None:

@@ -34,6 +34,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.copy import QueuedLibpqWriter
 
 from gridgeo.errors import InputError, NotFound
+from gridgeo.io.store._group import GroupCommit
 from gridgeo.io.store.base import (
     CLOSED,
     COLUMNS,
@@ -175,6 +176,16 @@ def describe_dsn(url: str) -> str:
     return f"{user}{host}:{d.get('port') or 5432}/{d.get('dbname') or ''}"
 
 
+def _rolled_back(err: BaseException) -> bool:
+    """Whether a failed record statement surely stored nothing: the server answered with
+    an error (a SQLSTATE), or the client refused the data before sending it. A broken
+    connection leaves the commit unknown, and a batch is then not written again."""
+    cause = err.__cause__
+    if isinstance(cause, psycopg.OperationalError):
+        return cause.sqlstate is not None
+    return True
+
+
 def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
@@ -208,6 +219,8 @@ class PostGISStore(IncidentStore):
         self._pool: Any = None
         self._pid = -1
         self._lock = threading.Lock()
+        self._group: GroupCommit | None = None
+        self._group_pid = -1
         with self._connect() as conn:
             self.version = migrate(conn, where=self.name)
 
@@ -361,10 +374,18 @@ class PostGISStore(IncidentStore):
             return {r[0] for r in rows.fetchall()}
 
     def append_records(self, rows: Sequence[Any]) -> AppendResult:
-        """The live path: one prepared statement, one round trip, on one pooled connection.
+        """The live path: concurrent calls grouped into one statement, one commit.
 
-        :func:`prepare_records` checks the rows in plain Python (no frames); the
-        rows travel as one array a column and are inserted with ``INSERT …
+        :func:`prepare_records` checks the rows in plain Python (no frames). The
+        calls of this process's threads are then written by group commit
+        (:class:`~gridgeo.io.store._group.GroupCommit`): the first caller writes
+        the rows of every call queued behind it at once, so a burst of reports
+        costs one WAL flush, not one each. Each call still gets its own result
+        (an id repeated across calls: the first call stores it) and its rows are
+        all or nothing (a failed batch is written again call by call). Durability
+        is untouched: a call returns once its rows are committed.
+
+        The rows travel as one array a column and are inserted with ``INSERT …
         SELECT … FROM unnest(…) ORDER BY pos ON CONFLICT (id) DO NOTHING
         RETURNING id``, in autocommit: the statement is its own transaction.
         It takes the write lock first (a subquery, evaluated before ``seq`` is
@@ -373,6 +394,17 @@ class PostGISStore(IncidentStore):
         batch = prepare_records(rows)
         if not batch:
             return AppendResult([], [])
+        return self._group_().append(batch)
+
+    def _group_(self) -> GroupCommit:
+        with self._lock:  # one queue per process (a forked child starts its own)
+            if self._group is None or self._group_pid != os.getpid():
+                self._group = GroupCommit(self._insert_records, isolated=_rolled_back)
+                self._group_pid = os.getpid()
+            return self._group
+
+    def _insert_records(self, batch: list[dict[str, Any]]) -> set[str]:
+        """Insert prepared records in one statement; the ids stored (first of a repeat)."""
         params = [[r["x"] for r in batch], [r["y"] for r in batch]]
         params += [[r[c] for r in batch] for c in _RECORD_COLUMNS]
         try:
@@ -380,15 +412,14 @@ class PostGISStore(IncidentStore):
                 conn.autocommit = True  # no BEGIN / COMMIT round trips: one statement
                 try:
                     cur = conn.execute(_INSERT_RECORDS, params, prepare=True)
-                    fresh = {r[0] for r in cur.fetchall()}
+                    return {r[0] for r in cur.fetchall()}
                 finally:
-                    conn.autocommit = False
+                    if not conn.closed:
+                        conn.autocommit = False
         except psycopg.OperationalError as err:
             raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
         except psycopg.Error as err:
             raise InputError(f"the batch was not stored: {_first_line(err)}") from err
-        ids = [r["id"] for r in batch]
-        return AppendResult([i for i in ids if i in fresh], [i for i in ids if i not in fresh])
 
     def update_status(self, id: str, status: str, *, at: Any = None) -> Incident:
         status = check_status(status)
