@@ -46,6 +46,7 @@ import pandas as pd
 import shapely
 from numpy.typing import ArrayLike, NDArray
 
+from gridgeo._validate import Problem, frame_problems, raise_problems
 from gridgeo.assign._edges import CellEdges, cell_edges
 from gridgeo.codes import DEPARTMENTS
 from gridgeo.crs import from_wgs84, metric_crs, to_wgs84
@@ -277,32 +278,12 @@ class _Layer:
         return z
 
 
-def _check_layer(name: str, gdf: gpd.GeoDataFrame, key: str) -> None:
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        raise InputError(f"layer '{name}' must be a GeoDataFrame, got {type(gdf).__name__}")
-    if gdf.crs is None:
-        raise CRSError(f"layer '{name}' has no CRS; set one (e.g. .set_crs('EPSG:4490'))")
-    if key not in gdf.columns:
-        raise InputError(
-            f"layer '{name}' has no key column '{key}'; columns are {list(gdf.columns)}"
-        )
-    if len(gdf) == 0:
-        raise InputError(f"layer '{name}' is empty")
-    dup = gdf[key].duplicated(keep=False)
-    if dup.any():
-        raise InputError(
-            f"layer '{name}' has duplicate {key} {sorted(set(map(str, gdf.loc[dup, key])))[:5]}"
-        )
-    geoms = gdf.geometry
-    bad = geoms.isna() | geoms.is_empty | ~geoms.is_valid
-    if bad.any():
-        raise InputError(
-            f"layer '{name}' has invalid or empty geometries for {key} "
-            f"{list(map(str, gdf.loc[bad, key]))[:5]}; repair them (shapely.make_valid)"
-        )
-    kinds = set(geoms.geom_type)
-    if not kinds <= {"Polygon", "MultiPolygon"}:
-        raise InputError(f"layer '{name}' must hold polygons; found {sorted(kinds)}")
+def _layer_problems(name: str, gdf: gpd.GeoDataFrame, key: str) -> list[Problem]:
+    # no China-extent check: a locator answers for any zones, e.g. test boxes at 0°E 0°N
+    return frame_problems(
+        gdf, f"layer '{name}'", columns={key: "the key= column"}, not_null=[key], unique=[key],
+        label=key, geometry="polygon", min_rows=1, china=False,
+    )  # fmt: skip
 
 
 class Locator:
@@ -325,10 +306,12 @@ class Locator:
 
     Raises
     ------
-    CRSError
-        If a layer has no CRS.
+    ValidationError
+        Naming every problem of every layer at once: a missing, null or
+        duplicate key, no rows, an invalid, empty or non-polygon geometry, or
+        a missing CRS (then it is also a :class:`~gridgeo.errors.CRSError`).
     InputError
-        For a missing or duplicate key, or an invalid, empty or non-polygon geometry.
+        If no layer is given.
 
     Examples
     --------
@@ -350,9 +333,13 @@ class Locator:
         self.nearest = _check_nearest(nearest)
         self._metric: dict[str, Any] = {}
         self._lock = threading.Lock()
+        keys = {n: key if isinstance(key, str) else key.get(n, "code") for n in layers}
+        raise_problems(
+            [p for n, gdf in layers.items() for p in _layer_problems(n, gdf, keys[n])],
+            what="Locator layers",
+        )
         for name, gdf in layers.items():
-            k = key if isinstance(key, str) else key.get(name, "code")
-            _check_layer(name, gdf, k)
+            k = keys[name]
             wgs = gdf.to_crs("EPSG:4326")
             attrs = pd.DataFrame(wgs.drop(columns=wgs.geometry.name)).astype(object)
             attrs = attrs.where(pd.notna(attrs), None)
