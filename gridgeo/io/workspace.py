@@ -990,7 +990,20 @@ def refresh_grids(
 
     Examples
     --------
-    See :func:`adopt_plan`.
+    >>> import tempfile, os, geopandas as gpd, shapely
+    >>> from gridgeo.partition import Plan
+    >>> grids = gpd.GeoDataFrame({"code": ["360722001001001"],
+    ...     "community_code": ["360722001001"], "households": [480], "population": [1500]},
+    ...     geometry=[shapely.box(114.9, 25.3, 114.91, 25.31)], crs="EPSG:4490")
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.gpkg")
+    >>> save_plan(path, Plan.from_grids(grids, plan_id="base-2027"))
+    >>> _ = adopt_plan(path, "base-2027", valid_from="2027-01-01", today="2026-06-01")
+    >>> "grids" in pyogrio.list_layers(path)[:, 0]  # adopted ahead: not in grids yet
+    False
+    >>> refresh_grids(path, today="2027-01-01").plan_id
+    'base-2027'
+    >>> read_workspace(path, only=["grids"])["grids"]["households"].tolist()
+    [480]
     """
     from gridgeo.partition.plan import as_date
 
