@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridgeo._validate import frame_problems, raise_problems
 from gridgeo.codes import bad_codes
 from gridgeo.crs import metric_crs
-from gridgeo.errors import CRSError, InputError
 from gridgeo.partition.make.core import _ceilings
 
 __all__ = ["PROBLEM_KINDS", "GridReport", "check_grids"]
@@ -149,26 +149,27 @@ def check_grids(
 
     Raises
     ------
-    CRSError
-        If an input has no CRS.
-    InputError
-        If a required column is missing.
+    ValidationError
+        Naming every problem of the inputs at once: a missing column, units'
+        counts that are not counts ≥ 0, lon/lat outside China, or a missing
+        CRS (then it is also a :class:`~gridgeo.errors.CRSError`). Invalid or
+        empty geometries and duplicate codes are reported, not raised.
 
     Examples
     --------
     See the module docstring.
     """
-    for name, gdf in (("grids", grids), ("within", within), ("units", units)):
-        if gdf is not None and gdf.crs is None:
-            raise CRSError(f"{name} has no CRS; set one (e.g. .set_crs('EPSG:4490'))")
+    # invalid or empty geometries and duplicate codes are what the report is for
+    lenient = {"allow_empty": True, "allow_invalid": True}
     need = ["code", "community_code", households]
-    if population in grids.columns or max_population is not None:
+    if population in getattr(grids, "columns", ()) or max_population is not None:
         need.append(population)
-    missing = [c for c in need if c not in grids.columns]
-    if missing:
-        raise InputError(f"grids lack column(s) {missing}; columns are {list(grids.columns)}")
-    if within is not None and "code" not in within.columns:
-        raise InputError(f"within has no 'code' column; columns are {list(within.columns)}")
+    problems = frame_problems(grids, "grids", columns=need, **lenient)
+    if within is not None:
+        problems += frame_problems(within, "within", columns=["code"], **lenient)
+    if units is not None:
+        problems += frame_problems(units, "units", counts=[households], **lenient)
+    raise_problems(problems, what="check_grids() input")
 
     crs = metric_crs(grids)
     g = grids.to_crs(crs).reset_index(drop=True)

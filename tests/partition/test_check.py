@@ -152,9 +152,9 @@ def test_errors() -> None:
     g = tiling(2)
     with pytest.raises(CRSError, match="grids has no CRS"):
         check_grids(g.set_crs(None, allow_override=True))
-    with pytest.raises(InputError, match=r"grids lack column\(s\) \['community_code'\]"):
+    with pytest.raises(InputError, match=r"grids has no column\(s\) \['community_code'\]"):
         check_grids(g.drop(columns="community_code"))
-    with pytest.raises(InputError, match="within has no 'code' column"):
+    with pytest.raises(InputError, match=r"within has no column\(s\) \['code'\]"):
         check_grids(g, within=community(2).drop(columns="code"))
 
 
