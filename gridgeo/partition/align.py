@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridgeo._validate import Problem, frame_problems, raise_problems
 from gridgeo.crs import metric_crs
-from gridgeo.errors import CRSError, InputError, ValidationError
 
 __all__ = [
     "ALIGNMENT_PROBLEMS",
@@ -58,43 +58,27 @@ ALIGNMENT_PROBLEMS = ("split", "uncovered", "double", "empty")
 _COLUMNS = ["department", "zone", "grid", "problem", "share", "geometry"]
 
 
-def _frame_problems(
-    name: str, gdf: Any, columns: list[tuple[str, str]]
-) -> list[tuple[type[InputError], str]]:
-    """Problems of one input frame, each with the error class it raises alone."""
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        return [(InputError, f"{name} is a {type(gdf).__name__}, not a GeoDataFrame")]
-    out: list[tuple[type[InputError], str]] = []
-    if gdf.crs is None:
-        out.append((CRSError, f"{name} has no CRS; set one (e.g. .set_crs('EPSG:4490'))"))
-    for column, hint in columns:
-        if column not in gdf.columns:
-            out.append((InputError, f"{name} have no column '{column}'{hint}"))
-    return out
+# empty zones are kept (no_grid) and geometries are snapped to a lattice: only the
+# structure is an error here
+_LENIENT = {"allow_empty": True, "allow_invalid": True}
 
 
-def _zone_problems(
-    zones: Any, zone_key: str, by: str | None
-) -> list[tuple[type[InputError], str]]:
-    listed = f"; columns are {list(getattr(zones, 'columns', []))}"
-    columns = [(zone_key, listed)]
+def _zone_problems(zones: Any, zone_key: str, by: str | None) -> list[Problem]:
+    columns = {zone_key: ""}
     if by is not None:
-        columns.append((by, " to group departments by; pass by=None for one layer"))
-    return _frame_problems("zones", zones, columns)
+        columns[by] = "to group departments by; pass by=None for one layer"
+    return frame_problems(zones, "zones", columns=columns, **_LENIENT)
 
 
-def _grid_problems(grids: Any, grid_key: str) -> list[tuple[type[InputError], str]]:
-    listed = f"; columns are {list(getattr(grids, 'columns', []))}"
-    return _frame_problems("grids", grids, [(grid_key, listed)])
+def _grid_problems(grids: Any, grid_key: str) -> list[Problem]:
+    return frame_problems(grids, "grids", columns=[grid_key], **_LENIENT)
 
 
 def _prepare(
     zones: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, zone_key: str, grid_key: str, by: str | None
 ) -> tuple[Any, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     problems = _zone_problems(zones, zone_key, by) + _grid_problems(grids, grid_key)
-    if problems:
-        cls, message = problems[0]
-        raise cls(message)
+    raise_problems(problems, what="zones and grids")
     crs = metric_crs(grids)
     return crs, zones.to_crs(crs), grids.to_crs(crs)
 
@@ -173,8 +157,10 @@ def check_alignment(
 
     Raises
     ------
-    CRSError, InputError
-        For a missing CRS or column.
+    ValidationError
+        Naming every problem of ``zones`` and ``grids`` at once: not a
+        GeoDataFrame, a missing column, lon/lat outside China, or a missing CRS
+        (then it is also a :class:`~gridgeo.errors.CRSError`).
 
     Examples
     --------
@@ -274,8 +260,10 @@ def align_zones(
 
     Raises
     ------
-    CRSError, InputError
-        For a missing CRS or column.
+    ValidationError
+        Naming every problem of ``zones`` and ``grids`` at once: not a
+        GeoDataFrame, a missing column, lon/lat outside China, or a missing CRS
+        (then it is also a :class:`~gridgeo.errors.CRSError`).
 
     Examples
     --------
@@ -398,13 +386,12 @@ def realign_departments(
     >>> result.messages()
     ["消防 zone XF2 (layer 'zones') has no grid; it is kept with an empty geometry"]
     """
-    problems = [m for _, m in _grid_problems(grids, grid_key)]
+    problems = _grid_problems(grids, grid_key)
     for name, gdf in layers.items():
         has_by = isinstance(gdf, pd.DataFrame) and by in gdf.columns
         found = _zone_problems(gdf, zone_key, by if has_by else None)
-        problems += [f"layer '{name}': {m}" for _, m in found]
-    if problems:
-        raise ValidationError(problems, what="department zones")
+        problems += [Problem(f"layer '{name}': {p}", p.kind) for p in found]
+    raise_problems(problems, what="department zones")
     aligned: dict[str, gpd.GeoDataFrame] = {}
     empty = []
     for name, gdf in layers.items():

@@ -212,9 +212,9 @@ def test_split_uncovered_and_double() -> None:
 def test_alignment_errors() -> None:
     g = tiling(2)
     z = zones_from([[0, 1]], g)
-    with pytest.raises(InputError, match="zones have no column 'department'"):
+    with pytest.raises(InputError, match=r"zones has no column\(s\) \['department'\] \(to group"):
         check_alignment(z.drop(columns="department"), g)
-    with pytest.raises(InputError, match="grids have no column 'gid'"):
+    with pytest.raises(InputError, match=r"grids has no column\(s\) \['gid'\]"):
         align_zones(z, g, grid_key="gid")
     with pytest.raises(CRSError, match="zones has no CRS"):
         check_alignment(z.set_crs(None, allow_override=True), g)
