@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "gridgeo.cli.ingest",
     "gridgeo.cli.locate",
     "gridgeo.cli.partition",
+    "gridgeo.cli.plan",
     "gridgeo.cli.regroup",
     "gridgeo.cli.serve",
 )

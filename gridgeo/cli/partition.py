@@ -143,10 +143,28 @@ def _inside(frame: Any, communities: Any, *, area: bool) -> Any:
     "--out",
     "out",
     type=OutPath(),
-    required=True,
-    help="Output: .gpkg, .geojson, .shp, .parquet or .csv (UTF-8 with BOM, geometry as WKT).",
+    default=None,
+    help="Output: .gpkg, .geojson, .shp, .parquet or .csv (UTF-8 with BOM, geometry as WKT); "
+    "optional with --save-plan.",
 )
 @click.option("--layer", default="grids", show_default=True, help="Layer name (GeoPackage).")
+@click.option(
+    "--save-plan",
+    "save_plan",
+    default=None,
+    metavar="PLAN_ID",
+    help="Also store the grids in SOURCE as the draft base plan PLAN_ID "
+    "(then: gridgeo plan adopt SOURCE PLAN_ID --from DATE). With --town/--community, "
+    "the other communities keep the grids of the previous plan.",
+)
+@click.option(
+    "--previous",
+    default=None,
+    metavar="PLAN_ID",
+    help="Base plan of SOURCE whose unchanged grids keep their codes (default with "
+    "--save-plan: the base plan in force today); no code any base plan used is reused.",
+)
+@click.option("--plan-name", default="", help="Name of the plan saved by --save-plan.")
 def partition_command(
     source: Path,
     communities: str,
@@ -161,15 +179,28 @@ def partition_command(
     seed: int,
     units_are: str,
     workers: int | None,
-    out: Path,
+    out: Path | None,
     layer: str,
+    save_plan: str | None,
+    previous: str | None,
+    plan_name: str,
 ) -> None:
     """Cut each community of SOURCE into grids under household/population ceilings.
 
     Example: gridgeo partition demo.gpkg --town 360722001 --barriers streets -o grids.gpkg
+
+    A new version of the grids, with the codes of unchanged grids kept:
+    gridgeo partition demo.gpkg --save-plan base-2026
     """
     from gridgeo.partition import check_grids, make_grids
 
+    if out is None and save_plan is None:
+        raise UserError("give -o/--out, --save-plan PLAN_ID, or both")
+    past = None
+    if save_plan is not None or previous is not None:
+        from gridgeo.cli.plan import previous_plans
+
+        past = previous_plans(source, "base", previous) or None
     within, selected = _select(
         read_layer(source, communities), towns, community_codes, communities
     )
@@ -192,9 +223,10 @@ def partition_command(
         progress=True,
         workers=workers,
         tessellate={"auto": None, "buildings": True, "blocks": False}[units_are],
+        previous=past,
     )
     took = time.perf_counter() - t0
-    written = write_frames({layer: grids}, out)
+    written = write_frames({layer: grids}, out) if out is not None else []
     lb = grids.attrs["lower_bound"]
     click.echo(
         f"{len(grids)} grids in {within.shape[0]} communities in {took:.1f} s "
@@ -203,7 +235,11 @@ def partition_command(
         f"{int(grids['oversize'].sum())} oversize single units; "
         f"mean Polsby–Popper {grids['compactness'].mean():.2f}"
     )
-    click.echo(f"wrote {', '.join(map(str, written))}")
+    if past:
+        kept = grids.attrs.get("kept_codes", ())
+        click.echo(f"{len(kept)} of {len(grids)} grids keep their code from {past[-1].plan_id!r}")
+    if written:
+        click.echo(f"wrote {', '.join(map(str, written))}")
     report = check_grids(
         grids,
         within=within,
@@ -212,6 +248,33 @@ def partition_command(
         max_population=max_population,
     )
     click.echo(repr(report))
+    if save_plan is not None:
+        from gridgeo.cli.plan import save_draft
+
+        save_draft(source, _draft(grids, within, selected, past, save_plan, plan_name))
+
+
+def _draft(
+    grids: Any, within: Any, selected: bool, past: list[Any] | None, plan_id: str, name: str
+) -> Any:
+    """The base plan of ``grids``; a selection is completed with the previous plan's grids."""
+    from gridgeo.partition import Plan
+
+    if not (selected and past):
+        if selected:
+            click.echo("note: no previous base plan; the plan holds the selected communities only")
+        return Plan.from_grids(grids, plan_id=plan_id, name=name)
+    import geopandas as gpd
+    import pandas as pd
+
+    from gridgeo.partition.plan import used_codes
+
+    prev = past[-1].grids.to_crs(grids.crs)
+    others = prev[~prev["community_code"].astype(str).isin(set(within["code"].astype(str)))]
+    both = pd.concat([others, grids], ignore_index=True).sort_values("code", ignore_index=True)
+    both = gpd.GeoDataFrame(both, geometry=grids.geometry.name, crs=grids.crs)
+    retired = used_codes(past) - set(both["code"].astype(str))
+    return Plan.from_grids(both, plan_id=plan_id, name=name, retired_codes=retired)
 
 
 _REF = (

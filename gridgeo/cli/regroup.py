@@ -96,11 +96,27 @@ def _point_weights(
     "--out",
     "out",
     type=OutPath(),
-    required=True,
+    default=None,
     help="Output: a .gpkg gets layers 'groups' and 'assignment' (the grids with their "
     "group); .geojson, .shp, .parquet or .csv get the groups in the file and the "
-    "assignment beside it (NAME-assignment.EXT).",
+    "assignment beside it (NAME-assignment.EXT). Optional with --save-plan.",
 )
+@click.option(
+    "--save-plan",
+    "save_plan",
+    default=None,
+    metavar="PLAN_ID",
+    help="Also store the groups in FILE as the draft business plan PLAN_ID "
+    "(then: gridgeo plan adopt FILE PLAN_ID --from DATE).",
+)
+@click.option(
+    "--previous",
+    default=None,
+    metavar="PLAN_ID",
+    help="Business plan of FILE whose unchanged groups keep their codes (default with "
+    "--save-plan: the business plan in force today); no code any business plan used is reused.",
+)
+@click.option("--plan-name", default="", help="Name of the plan saved by --save-plan.")
 def regroup_command(
     file: Path,
     k: int,
@@ -110,14 +126,27 @@ def regroup_command(
     key: str,
     time_limit: float | None,
     seed: int,
-    out: Path,
+    out: Path | None,
+    save_plan: str | None,
+    previous: str | None,
+    plan_name: str,
 ) -> None:
     """Merge the grids of FILE into K contiguous groups minimising the heaviest workload.
 
     Example: gridgeo regroup demo.gpkg -k 17 --within town_code -o groups17.gpkg
+
+    A new version of the business grids, with the codes of unchanged groups kept:
+    gridgeo regroup demo.gpkg -k 11 --save-plan business-2026
     """
     from gridgeo.partition import regroup
 
+    if out is None and save_plan is None:
+        raise UserError("give -o/--out, --save-plan PLAN_ID, or both")
+    past = None
+    if save_plan is not None or previous is not None:
+        from gridgeo.cli.plan import previous_plans
+
+        past = previous_plans(file, "business", previous) or None
     spec = parse_weight(weight)
     grids = read_layer(file, layer)
     if key not in grids.columns:
@@ -134,13 +163,14 @@ def regroup_command(
         seed=seed,
         time_limit=time_limit,
         progress=True,
+        previous=past,
     )
     seconds = time.perf_counter() - t0
     assignment = grids.copy()
     assignment["group"] = groups.attrs["assignment"].to_numpy()
     written = groups.copy()
     written["members"] = [",".join(map(str, m)) for m in written["members"]]
-    paths = write_frames({"groups": written, "assignment": assignment}, out)
+    paths = write_frames({"groups": written, "assignment": assignment}, out) if out else []
     a = groups.attrs
     proof = "proven optimal" if a["optimal"] else f"{a['gap']:.1%} above the lower bound"
     if counted:
@@ -150,7 +180,30 @@ def regroup_command(
         f"heaviest workload {groups['weight'].max():,.6g}, lower bound "
         f"{a['lower_bound']:,.6g}: {proof}"
     )
-    click.echo(f"wrote {', '.join(map(str, paths))}")
+    if past:
+        kept = groups.attrs.get("kept_codes", ())
+        click.echo(f"{len(kept)} of {len(groups)} groups keep their code from {past[-1].plan_id!r}")
+    if paths:
+        click.echo(f"wrote {', '.join(map(str, paths))}")
+    if save_plan is not None:
+        from gridgeo.cli.plan import save_draft
+        from gridgeo.partition import Plan
+
+        base = _base_plan(file) if layer == "grids" else None
+        save_draft(
+            file, Plan.from_regroup(groups, plan_id=save_plan, name=plan_name, base_plan=base)
+        )
+
+
+def _base_plan(file: Path) -> str | None:
+    """The base plan in force today in ``file``, whose codes the members are (None: none)."""
+    from gridgeo.errors import NotFound
+    from gridgeo.io.workspace import plan_in_force
+
+    try:
+        return plan_in_force(file, level="base").plan_id
+    except NotFound:
+        return None
 
 
 def register(group: click.Group) -> None:
