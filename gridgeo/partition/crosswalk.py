@@ -280,18 +280,28 @@ def _outside(
 def _metric_area(
     geoms: NDArray[np.object_], src: pyproj.CRS, dst: pyproj.CRS
 ) -> NDArray[np.float64]:
-    """Areas in m² of geometries in ``src``, measured in the metric CRS ``dst``.
+    """Areas in m² of (multi)polygons in ``src``, measured in the metric CRS ``dst``.
 
-    A straight edge in degrees is not straight in metres: lon/lat geometries are
-    densified (vertices every 0.001°, ~100 m) before projecting, so that a grid
-    of a few hundred metres and the pieces cut from it agree on their area to
-    ~1e-7 (without it, ~1e-5).
+    A straight edge in degrees is not straight in metres: the rings of lon/lat
+    geometries get a vertex every 0.001° (~100 m) before projecting, so that a
+    grid of a few hundred metres and the pieces cut from it agree on their area
+    to ~1e-7 (without it, ~1e-5). Rings are densified as lines: GEOS repairs a
+    densified polygon that became invalid with ``buffer(0)``, which can drop most
+    of a near-degenerate sliver.
     """
+    if src == dst:
+        return np.asarray(shapely.area(geoms), dtype=np.float64)
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    rings, ring_part = shapely.get_rings(parts, return_index=True)
     if src.is_geographic:
-        geoms = shapely.segmentize(geoms, _SEGMENT_DEG)
-    if src != dst:
-        geoms = gpd.GeoSeries(geoms, crs=src).to_crs(dst).to_numpy()
-    return np.asarray(shapely.area(geoms), dtype=np.float64)
+        rings = shapely.segmentize(rings, _SEGMENT_DEG)
+    tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    rings = shapely.transform(rings, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    ring_area = shapely.area(shapely.polygons(rings))
+    shell = np.zeros(len(rings), dtype=bool)
+    shell[np.unique(ring_part, return_index=True)[1]] = True  # each part's first ring
+    signed = np.where(shell, ring_area, -ring_area)
+    return np.bincount(owner[ring_part], weights=signed, minlength=len(geoms))
 
 
 def _representative(
@@ -306,7 +316,8 @@ def _representative(
     if poly.any():
         arr = arr.copy()
         arr[poly] = shapely.point_on_surface(arr[poly])
-    return shapely.get_x(arr), shapely.get_y(arr)
+    xy = shapely.get_coordinates(arr)  # one row per point: none is empty (validated)
+    return xy[:, 0], xy[:, 1]
 
 
 def _locate(
