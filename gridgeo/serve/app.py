@@ -123,12 +123,14 @@ def create_app(
 
     config = config or ServiceConfig.from_env()
     t0 = time.perf_counter()
+    # plan versions are read (on first use) from the workspace file the layers come from
+    plans_from = config.data or (default_data_path() if layers is None else None)
     layers = layers if layers is not None else load_layers(config)
     if locator is None:
         locator = Locator.load(config.locator) if config.locator else Locator.from_workspace(layers)
     if store is None:
         store = open_service_store(config)
-    ctx = _context(config, layers, locator, store)
+    ctx = _context(config, layers, locator, store, plans_from=plans_from)
     if ctx.heatmap is not None and config.preload_heatmap:
         ctx.heatmap.prepare()
     log.info("service ready in %.2f s", time.perf_counter() - t0)
@@ -146,8 +148,15 @@ def create_app(
     return app
 
 
-def _context(config: ServiceConfig, layers: dict[str, Any], locator: Any, store: Any) -> Any:
-    """Build the cores over the layers, the locator and the store."""
+def _context(
+    config: ServiceConfig,
+    layers: dict[str, Any],
+    locator: Any,
+    store: Any,
+    *,
+    plans_from: str | Path | None = None,
+) -> Any:
+    """Build the cores over the layers, the locator and the store (and the plans' file)."""
     from gridgeo.serve.features import FeatureService
     from gridgeo.serve.heatmap import HeatmapService
     from gridgeo.serve.incidents import IncidentService
@@ -175,8 +184,11 @@ def _context(config: ServiceConfig, layers: dict[str, Any], locator: Any, store:
                 calendar=WorkCalendar(holidays=config.holidays, workdays=config.workdays),
                 days=config.overdue_days,
             )
+    plans = _plan_service(plans_from, features) if "grids" in layers else None
     if "grids" in layers and (live is not None or "incidents" in layers):
-        heat = HeatmapService(layers, basemap=config.basemap, locator=locator, live=live)
+        heat = HeatmapService(
+            layers, basemap=config.basemap, locator=locator, live=live, plans=plans
+        )
     return ServiceContext(
         config=config,
         layers=layers,
@@ -187,7 +199,34 @@ def _context(config: ServiceConfig, layers: dict[str, Any], locator: Any, store:
         incidents=incidents,
         live=live,
         store=store,
+        plans=plans,
     )
+
+
+def _plan_service(path: str | Path | None, features: Any) -> Any:
+    """The plan versions of the workspace file (read on first use), listed as collections."""
+    if path is None or not Path(path).exists():
+        return None
+    from gridgeo.serve.plans import PlanService
+
+    def load() -> list[Any]:
+        from gridgeo.io import read_plans
+
+        return read_plans(path)
+
+    def units() -> Any:
+        from gridgeo.io.workspace import read_workspace
+
+        try:
+            return read_workspace(path, only=("buildings",)).get("buildings")
+        except GridGeoError as err:  # no buildings: the crosswalk moves no households
+            log.warning("grid changes without households: %s", err)
+            return None
+
+    plans = PlanService(features, load=load, units=units)
+    for collection in plans.collections(features.collection("grids").extent):
+        features.add(collection)
+    return plans
 
 
 def _service_routes(app: Flask, ctx: Any) -> None:

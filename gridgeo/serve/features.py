@@ -22,7 +22,14 @@ from gridgeo.codes import DEPARTMENTS
 from gridgeo.crs import metric_crs
 from gridgeo.errors import InputError, NotFound
 
-__all__ = ["CRS84", "Collection", "FeatureService", "Response", "StoreCollection"]
+__all__ = [
+    "CRS84",
+    "Collection",
+    "FeatureService",
+    "Response",
+    "ServedCollection",
+    "StoreCollection",
+]
 
 Response = tuple[Any, int, dict[str, str]]
 
@@ -86,6 +93,22 @@ class Collection:
     @property
     def extent(self) -> list[float]:
         return [round(float(v), 7) for v in self.gdf.total_bounds]
+
+
+@dataclass
+class ServedCollection:
+    """A collection listed in ``/collections`` whose items another core serves.
+
+    Its Blueprint routes ``/collections/{id}/items`` itself (e.g. the plan versions of
+    :mod:`gridgeo.serve.plans`); :class:`FeatureService` only describes it.
+    """
+
+    id: str
+    title: str
+    extent: list[float]
+    description: str = ""
+    time_column: str | None = None
+    queryables: list[str] = field(default_factory=list)
 
 
 def _collections(layers: dict[str, gpd.GeoDataFrame]) -> dict[str, Collection]:
@@ -181,7 +204,7 @@ class FeatureService:
         stores: dict[str, Any] | None = None,
     ) -> None:
         stores = stores or {}
-        self.collections: dict[str, Collection | StoreCollection] = dict(
+        self.collections: dict[str, Collection | StoreCollection | ServedCollection] = dict(
             _collections({k: v for k, v in layers.items() if k not in stores})
         )
         if stores:
@@ -202,7 +225,11 @@ class FeatureService:
 
     # ---- helpers ----------------------------------------------------------------------------
 
-    def collection(self, cid: str) -> Collection | StoreCollection:
+    def add(self, collection: ServedCollection) -> None:
+        """List a collection that another core serves (after the workspace's own)."""
+        self.collections[collection.id] = collection
+
+    def collection(self, cid: str) -> Collection | StoreCollection | ServedCollection:
         try:
             return self.collections[cid]
         except KeyError:
@@ -277,7 +304,9 @@ class FeatureService:
     def conformance(self) -> Response:
         return {"conformsTo": CONFORMANCE}, 200, {}
 
-    def _collection_doc(self, c: Collection, base: str) -> dict[str, Any]:
+    def _collection_doc(
+        self, c: Collection | StoreCollection | ServedCollection, base: str
+    ) -> dict[str, Any]:
         path = f"/collections/{c.id}"
         doc: dict[str, Any] = {
             "id": c.id,
@@ -296,6 +325,8 @@ class FeatureService:
                 ],
             ),
         }
+        if isinstance(c, ServedCollection) and c.description:
+            doc["description"] = c.description
         if c.time_column and isinstance(c, Collection):
             times = c.gdf[c.time_column]
             doc["extent"]["temporal"] = {
@@ -321,7 +352,19 @@ class FeatureService:
         return self._collection_doc(self.collection(cid), base), 200, {}
 
     def items(self, cid: str, params: dict[str, str], base: str) -> Response:
+        return self.items_of(self._served_here(cid), params, base)
+
+    def _served_here(self, cid: str) -> Collection | StoreCollection:
         c = self.collection(cid)
+        if isinstance(c, ServedCollection):
+            raise NotFound(f"collection '{cid}' is served by its own routes, not as a layer")
+        return c
+
+    def items_of(
+        self, c: Collection | StoreCollection, params: dict[str, str], base: str
+    ) -> Response:
+        """The items of a collection object (:meth:`items` of one that need not be listed)."""
+        cid = c.id
         unknown = sorted(set(params) - ITEM_PARAMS - set(c.queryables))
         if unknown:
             raise InputError(
@@ -449,7 +492,13 @@ class FeatureService:
         return out
 
     def item(self, cid: str, fid: str, params: dict[str, str], base: str) -> Response:
-        c = self.collection(cid)
+        return self.item_of(self._served_here(cid), fid, params, base)
+
+    def item_of(
+        self, c: Collection | StoreCollection, fid: str, params: dict[str, str], base: str
+    ) -> Response:
+        """One feature of a collection object (:meth:`item` of one that need not be listed)."""
+        cid = c.id
         unknown = sorted(set(params) - {"crs", "f"})
         if unknown:
             raise InputError(f"unknown parameter(s) {unknown}; allowed: ['crs', 'f']")

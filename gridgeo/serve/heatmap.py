@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _TILE_PARAMS = {"category", "start", "end"}
-_STATS_PARAMS = {"category", "start", "end", "period", "compare", "alpha"}
+_STATS_PARAMS = {"category", "start", "end", "period", "compare", "alpha", "plan"}
 _TIANDITU = (
     "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
     "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
@@ -149,6 +149,13 @@ class HeatmapService:
     live
         A :class:`~gridgeo.analyze.live.LiveIncidents` to read the incidents
         from, kept current from its store (then ``incidents`` is not needed).
+    plans
+        The workspace's plan versions (:class:`~gridgeo.serve.plans.PlanService`):
+        the page then offers a plan selector, defaulting to the base plan in force
+        today, and ``/stats/grids?plan=ID`` re-attributes the incidents of every
+        date to that plan's grids by locating their points (as
+        ``grid_stats(plan=…)``), without open and overdue cases (those follow the
+        grid code stored when a case was reported).
 
     Raises
     ------
@@ -182,6 +189,7 @@ class HeatmapService:
         stats_cache: int = 64,
         locator: Any = None,
         live: Any = None,
+        plans: Any = None,
     ) -> None:
         needed = ("grids",) if live is not None else ("incidents", "grids")
         for name in needed:
@@ -191,6 +199,8 @@ class HeatmapService:
         self.incidents = layers.get("incidents")
         self.locator = locator
         self.live = live
+        self.plans = plans
+        self._plan_indexes = _LRU(4)  # (plan_id, incidents version) -> (index, geometry)
         self.basemap = basemap_layers(basemap)
         self._tiles = _LRU(tile_cache)
         self._stats = _LRU(stats_cache)
@@ -330,17 +340,21 @@ class HeatmapService:
             raise InputError(f"alpha must be a number, got {params.get('alpha')!r}") from err
         index = self.index
         version = self.live.version if self.live is not None else index.fingerprint
-        key = (category, start, end, period, compare, alpha, version, _today())
+        plan = self._plan(params.get("plan"))
+        key = (category, start, end, period, compare, alpha, version, _today(), plan)
         cached = self._stats.get(key)
         if cached is not None:
             return cached, 200, {"Content-Type": "application/geo+json"}
         from gridgeo.analyze import grid_stats, hotspots
 
         ready = self._state()
-        cases = self.live.open_cases() if self.live is not None else None
+        grids, geometry = self.grids, ready.geometry
+        if plan is not None:
+            index, grids, geometry = self._plan_index(plan, version)
+        cases = self.live.open_cases() if self.live is not None and plan is None else None
         s = grid_stats(
             index,
-            self.grids,
+            grids,
             period=period,
             start=start,
             end=end,
@@ -348,7 +362,7 @@ class HeatmapService:
             compare=compare,  # type: ignore[arg-type]
         )
         h = hotspots(s, column="count", alpha=alpha)
-        names = self.grids["name"].astype(str).tolist() if "name" in self.grids else None
+        names = grids["name"].astype(str).tolist() if "name" in grids else None
         feats = []
         for i, row in enumerate(h.itertuples(index=False)):
             props = {
@@ -371,7 +385,7 @@ class HeatmapService:
                     "type": "Feature",
                     "id": row.code,
                     "properties": props,
-                    "geometry": ready.geometry[i],
+                    "geometry": geometry[i],
                 }
             )
         body = {
@@ -382,12 +396,73 @@ class HeatmapService:
             "outside": s.attrs["outside"],
             "category": category,
             "alpha": alpha,
+            "plan": plan,
         }
         if self.live is not None:
             body["overdueDays"] = self.live.days
             body["cursor"] = self.live.cursor
         self._stats.put(key, body)
         return body, 200, {"Content-Type": "application/geo+json"}
+
+    # ---- plan versions -------------------------------------------------------------------
+
+    def _plan(self, plan_id: str | None) -> str | None:
+        """The plan asked for (checked), or None for the grids layer."""
+        if plan_id is None:
+            return None
+        if self.plans is None:
+            raise InputError(
+                f"parameter 'plan' ({plan_id!r}): this service has no plan versions (it "
+                "serves layers given in memory, not a workspace file)"
+            )
+        return str(self.plans.plan(plan_id).plan_id)  # NotFound lists the plans
+
+    def _plan_index(
+        self, plan_id: str, version: Any
+    ) -> tuple[IncidentIndex, gpd.GeoDataFrame, list[dict[str, Any]]]:
+        """The incidents located in a plan's grids, its grids and their GeoJSON (kept)."""
+        key = (plan_id, version)
+        found = self._plan_indexes.get(key)
+        if found is not None:
+            return found
+        from gridgeo.analyze import IncidentIndex
+
+        grids = self.plans.plan(plan_id).grids
+        points = self.incidents if self.live is None else self.live.store.query()
+        t0 = time.perf_counter()
+        index = IncidentIndex.build(points, grids=grids, tiles=False)
+        wgs = grids.to_crs(4326)
+        rounded = shapely.set_precision(wgs.geometry.to_numpy(), 1e-6, mode="pointwise")
+        geometry = [json.loads(shapely.to_geojson(g)) for g in rounded]
+        log.info(
+            "%d incidents located in plan %r in %.2f s", index.n, plan_id, time.perf_counter() - t0
+        )
+        found = (index, grids, geometry)
+        self._plan_indexes.put(key, found)
+        return found
+
+    def _plan_choices(self) -> dict[str, Any]:
+        """The page's plan selector: every plan, and the base plan in force today."""
+        if self.plans is None:
+            return {"plans": [], "plan": None}
+        from datetime import date
+
+        today = date.today()
+        now = self.plans.in_force(today, today)
+        return {
+            "plans": [
+                {
+                    "id": p.plan_id,
+                    "name": p.name,
+                    "level": p.level,
+                    "from": None if p.valid_from is None else p.valid_from.isoformat(),
+                    "to": None if p.valid_to is None else p.valid_to.isoformat(),
+                    "grids": len(p.grids),
+                }
+                for p in self.plans.plans
+            ],
+            "plan": now[0].plan_id if now else None,
+        }
 
     def page(self, params: dict[str, str]) -> tuple[str, int, dict[str, str]]:
         """The leaders' heat-map page (Chinese labels, no external requests by default)."""
@@ -408,6 +483,7 @@ class HeatmapService:
             "basemap": self.basemap,
             "bounds": ready.bounds,
             "focus": ready.focus,
+            **self._plan_choices(),
         }
         text = json.dumps(config, ensure_ascii=False, separators=(",", ":"))
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -47,6 +47,7 @@ class ServiceContext:
     incidents: Any = None
     live: Any = None
     store: Any = None
+    plans: Any = None  # gridgeo.serve.plans.PlanService: plan versions of a workspace file
     conformance: list[str] = field(default_factory=list)
 
 

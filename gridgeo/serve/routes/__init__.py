@@ -23,6 +23,7 @@ __all__ = ["cores"]
 
 def cores() -> list[ModuleType]:
     """The core modules, in registration order."""
-    from gridgeo.serve.routes import features, heatmap, incidents, lookup
+    from gridgeo.serve.routes import features, heatmap, incidents, lookup, plans
 
-    return [features, lookup, heatmap, incidents]
+    # plans after features: its OpenAPI paths add datetime to the grids' own
+    return [features, lookup, heatmap, incidents, plans]
