@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from gridgeo._validate import frame_problems, raise_problems
 from gridgeo.assign.locator import Locator
 from gridgeo.codes import CATEGORY_DEPARTMENT, DEPARTMENTS
 from gridgeo.crs import metric_crs
-from gridgeo.errors import CRSError, InputError
 
 __all__ = ["DISPATCH_CODES", "LinkTable", "default_routes", "dispatch_codes", "link_table", "route"]
 
@@ -45,6 +45,34 @@ def default_routes() -> dict[str, str]:
     'traffic'
     """
     return {cat: DEPARTMENTS[dept] for cat, dept in CATEGORY_DEPARTMENT.items()}
+
+
+def _check(
+    incidents: gpd.GeoDataFrame,
+    loc: Locator,
+    routes: Mapping[str, str] | None,
+    category: str,
+    grid_layer: str,
+    *,
+    what: str,
+) -> dict[str, str]:
+    """Every problem of the incidents and the routes in one error; the routes to use."""
+    # where the points fall, and whether they are points, is Locator.locate's to say
+    problems: list[str] = frame_problems(
+        incidents, "incidents", columns={category: "the category= column"},
+        allow_empty=True, allow_invalid=True, china=False,
+    )  # fmt: skip
+    if routes is None:  # the default routes that this locator can serve
+        routes = {c: lay for c, lay in default_routes().items() if lay in loc.layer_names}
+    routes = dict(routes)
+    missing = sorted({lay for lay in routes.values() if lay not in loc.layer_names})
+    if missing or grid_layer not in loc.layer_names:
+        problems.append(
+            f"routes name layer(s) {missing or [grid_layer]} the locator lacks; "
+            f"it has {loc.layer_names}"
+        )
+    raise_problems(problems, what=what)
+    return routes
 
 
 def route(
@@ -79,22 +107,14 @@ def route(
 
     Raises
     ------
+    ValidationError
+        Naming every problem at once: the incidents have no CRS (then it is
+        also a :class:`~gridgeo.errors.CRSError`) or no category column, or a
+        route names a layer ``loc`` lacks.
     InputError
-        If the category column is missing, or a route names a layer ``loc`` lacks.
+        As :meth:`Locator.locate`.
     """
-    if category not in incidents.columns:
-        raise InputError(
-            f"incidents have no column '{category}'; columns are {list(incidents.columns)}"
-        )
-    if routes is None:  # the default routes that this locator can serve
-        routes = {c: lay for c, lay in default_routes().items() if lay in loc.layer_names}
-    routes = dict(routes)
-    missing = sorted({lay for lay in routes.values() if lay not in loc.layer_names})
-    if missing or grid_layer not in loc.layer_names:
-        raise InputError(
-            f"routes name layer(s) {missing or [grid_layer]} the locator lacks; "
-            f"it has {loc.layer_names}"
-        )
+    routes = _check(incidents, loc, routes, category, grid_layer, what="route() input")
     return _route_located(loc.locate(incidents), incidents[category], routes, grid_layer)
 
 
@@ -174,8 +194,8 @@ def dispatch_codes(
 
     Raises
     ------
-    InputError, CRSError
-        As :func:`route` and :meth:`Locator.locate`.
+    ValidationError, InputError
+        As :func:`route`.
 
     Examples
     --------
@@ -190,20 +210,9 @@ def dispatch_codes(
     {'grid_code': 'G1', 'community_code': None, 'town_code': None, 'beat_code': None,
      'zone_code': 'XF1', 'department': '消防'}
     """
-    if category not in incidents.columns:
-        raise InputError(
-            f"incidents have no column '{category}'; columns are {list(incidents.columns)}"
-        )
-    if routes is None:
-        routes = {c: lay for c, lay in default_routes().items() if lay in loc.layer_names}
-    missing = sorted({lay for lay in routes.values() if lay not in loc.layer_names})
-    if missing or "grid" not in loc.layer_names:
-        raise InputError(
-            f"routes name layer(s) {missing or ['grid']} the locator lacks; "
-            f"it has {loc.layer_names}"
-        )
+    routes = _check(incidents, loc, routes, category, "grid", what="dispatch_codes() input")
     located = loc.locate(incidents)
-    routed = _route_located(located, incidents[category], dict(routes), "grid")
+    routed = _route_located(located, incidents[category], routes, "grid")
     out = pd.DataFrame(index=incidents.index)
     for column, layer in DISPATCH_CODES.items():
         if layer in located.columns:
@@ -247,6 +256,13 @@ def link_table(
 ) -> LinkTable:
     """Link every grid to the police beats that overlap it, with area shares.
 
+    Raises
+    ------
+    ValidationError
+        Naming every problem of both frames at once: a missing CRS (then it is
+        also a :class:`~gridgeo.errors.CRSError`) or key column, empty, invalid
+        or non-polygon geometries, lon/lat outside China.
+
     Examples
     --------
     >>> import geopandas as gpd, shapely
@@ -258,11 +274,11 @@ def link_table(
     >>> t.links.values.tolist(), t.unlinked_grids, t.rate
     ([['G1', 'J1', 0.25, False], ['G1', 'J2', 0.75, True]], ['G2'], 0.5)
     """
-    for name, gdf, key in (("grids", grids, grid_key), ("beats", beats, beat_key)):
-        if gdf.crs is None:
-            raise CRSError(f"{name} has no CRS; set one (e.g. .set_crs('EPSG:4490'))")
-        if key not in gdf.columns:
-            raise InputError(f"{name} have no column '{key}'; columns are {list(gdf.columns)}")
+    raise_problems(
+        frame_problems(grids, "grids", columns=[grid_key], geometry="polygon")
+        + frame_problems(beats, "beats", columns=[beat_key], geometry="polygon"),
+        what="link_table() input",
+    )
     crs = metric_crs(grids)
     g = grids.to_crs(crs).geometry.to_numpy()
     b = beats.to_crs(crs).geometry.to_numpy()
