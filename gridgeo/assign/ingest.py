@@ -280,8 +280,14 @@ def ingest(
     def located() -> Iterator[gpd.GeoDataFrame]:
         for lo in range(0, len(incidents), chunk):
             part_ids = ids.iloc[lo : lo + chunk]
-            stored = store.stored_ids(part_ids.tolist())
-            todo = ~part_ids.isin(stored).to_numpy() if stored else None
+            listed = part_ids.tolist()
+            stored = store.stored_ids(listed)
+            # set membership in Python: pandas' isin on Arrow strings took 20 µs an id
+            todo = (
+                np.fromiter((i not in stored for i in listed), dtype=bool, count=len(listed))
+                if stored
+                else None
+            )
             if todo is not None:
                 report.existing.extend(part_ids[~todo].tolist())
             if todo is None or todo.any():
