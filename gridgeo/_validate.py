@@ -206,7 +206,7 @@ def frame_problems(
     >>> for p in frame_problems(grids, "grids", columns=["code", "households"],
     ...                         not_null=["code"], unique=["code"], label="code"):
     ...     print(p.kind, "|", p)
-    column | grids has no column(s) ['households']; columns are ['code']
+    column | grids is missing column(s) ['households']; columns are ['code']
     null | grids column 'code' has 1 missing value at rows ['2']
     duplicate | grids has duplicate code ['A'] (2 rows)
     >>> lat_lon = gpd.GeoDataFrame(geometry=[shapely.Point(25.5, 115.5)], crs="EPSG:4490")
@@ -241,7 +241,7 @@ def frame_problems(
         listed = [c for c in gdf.columns if c != gdf.geometry.name] if _has_geometry(gdf) else []
         problems.append(
             Problem(
-                f"{name} has no column(s) {missing}"
+                f"{name} is missing column(s) {missing}"
                 + (f" ({'; '.join(said)})" if said else "")
                 + f"; columns are {listed if _has_geometry(gdf) else list(gdf.columns)}",
                 "column",

@@ -71,7 +71,7 @@ def test_codes_equal_a_brute_force_join(county) -> None:
 def test_errors(county) -> None:
     loc = Locator.from_workspace(county)
     pts = gpd.GeoDataFrame({"kind": ["x"]}, geometry=[shapely.Point(114.9, 25.3)], crs=4490)
-    with pytest.raises(InputError, match=r"incidents has no column\(s\) \['category'\]"):
+    with pytest.raises(InputError, match=r"incidents is missing column\(s\) \['category'\]"):
         dispatch_codes(pts, loc)
     pts = pts.rename(columns={"kind": "category"})
     with pytest.raises(InputError, match="routes name layer\\(s\\) \\['nowhere'\\]"):

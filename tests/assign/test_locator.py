@@ -329,7 +329,7 @@ def test_errors() -> None:
         Locator({"z": zone})
     with pytest.raises(CRSError, match="layer 'z' has no CRS"):
         Locator({"z": zone.head(1).set_crs(None, allow_override=True)})
-    with pytest.raises(InputError, match=r"layer 'z' has no column\(s\) \['gid'\] \(the key="):
+    with pytest.raises(InputError, match=r"layer 'z' is missing column\(s\) \['gid'\] \(the key="):
         Locator({"z": zone.head(1)}, key="gid")
     with pytest.raises(InputError, match="no layers given"):
         Locator({})
@@ -371,7 +371,7 @@ def test_route_sends_categories_to_department_zones(county) -> None:
         ).all()
     with pytest.raises(InputError, match="routes name layer"):
         route(inc, loc, {"消防安全": "firemen"})
-    with pytest.raises(InputError, match=r"incidents has no column\(s\) \['kind'\] \(the cat"):
+    with pytest.raises(InputError, match=r"incidents is missing column\(s\) \['kind'\] \(the cat"):
         route(inc, loc, category="kind")
 
 

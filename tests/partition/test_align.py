@@ -261,10 +261,10 @@ def test_realign_departments_names_every_bad_layer() -> None:
         )
     assert err.value.problems == [
         "layer 'beats': zones has no CRS; set one (e.g. .set_crs('EPSG:4490'))",
-        "layer 'beats': zones has no column(s) ['code']; columns are ['name']",
+        "layer 'beats': zones is missing column(s) ['code']; columns are ['name']",
         "layer 'roads': zones must be a GeoDataFrame, got DataFrame",
     ]
-    with pytest.raises(ValidationError, match=r"grids has no column\(s\) \['gid'\]"):
+    with pytest.raises(ValidationError, match=r"grids is missing column\(s\) \['gid'\]"):
         realign_departments({"zones": zones}, grids, grid_key="gid")
     with pytest.raises(InputError, match=r"zones must be a GeoDataFrame, got DataFrame"):
         align_zones(pd.DataFrame(zones), grids)

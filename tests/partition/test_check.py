@@ -152,9 +152,9 @@ def test_errors() -> None:
     g = tiling(2)
     with pytest.raises(CRSError, match="grids has no CRS"):
         check_grids(g.set_crs(None, allow_override=True))
-    with pytest.raises(InputError, match=r"grids has no column\(s\) \['community_code'\]"):
+    with pytest.raises(InputError, match=r"grids is missing column\(s\) \['community_code'\]"):
         check_grids(g.drop(columns="community_code"))
-    with pytest.raises(InputError, match=r"within has no column\(s\) \['code'\]"):
+    with pytest.raises(InputError, match=r"within is missing column\(s\) \['code'\]"):
         check_grids(g, within=community(2).drop(columns="code"))
 
 
@@ -212,9 +212,9 @@ def test_split_uncovered_and_double() -> None:
 def test_alignment_errors() -> None:
     g = tiling(2)
     z = zones_from([[0, 1]], g)
-    with pytest.raises(InputError, match=r"zones has no column\(s\) \['department'\] \(to group"):
+    with pytest.raises(InputError, match=r"zones is missing column\(s\) \['department'\] \(to"):
         check_alignment(z.drop(columns="department"), g)
-    with pytest.raises(InputError, match=r"grids has no column\(s\) \['gid'\]"):
+    with pytest.raises(InputError, match=r"grids is missing column\(s\) \['gid'\]"):
         align_zones(z, g, grid_key="gid")
     with pytest.raises(CRSError, match="zones has no CRS"):
         check_alignment(z.set_crs(None, allow_override=True), g)

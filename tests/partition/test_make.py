@@ -331,7 +331,7 @@ def test_missing_crs(territory) -> None:
 
 
 def test_missing_count_column(territory) -> None:
-    with pytest.raises(InputError, match=r"units has no column\(s\) \['hh'\] \(households='hh'\)"):
+    with pytest.raises(InputError, match=r"units is missing column\(s\) \['hh'\] \(households="):
         make_grids(territory["units"], within=territory["communities"], households="hh")
 
 

@@ -231,7 +231,7 @@ def test_bad_k(k, match):
 
 
 def test_missing_weight_column():
-    with pytest.raises(InputError, match=r"no column\(s\) \['people'\] \(a weight column"):
+    with pytest.raises(InputError, match=r"missing column\(s\) \['people'\] \(a weight column"):
         regroup(lattice(2, 2), 2, weight="people")
 
 
@@ -285,9 +285,9 @@ def test_missing_crs():
 
 def test_other_input_errors():
     grids = lattice(2, 2)
-    with pytest.raises(InputError, match=r"no column\(s\) \['id'\] \(pass key=<code column>\)"):
+    with pytest.raises(InputError, match=r"missing column\(s\) \['id'\] \(pass key=<code"):
         regroup(grids, 2, key="id")
-    with pytest.raises(InputError, match=r"no column\(s\) \['town'\] \(the within= column\)"):
+    with pytest.raises(InputError, match=r"missing column\(s\) \['town'\] \(the within= column\)"):
         regroup(grids, 2, within="town")
     with pytest.raises(InputError, match="method was 'fast'"):
         regroup(grids, 2, method="fast")
