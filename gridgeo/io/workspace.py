@@ -30,11 +30,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
-import shapely
 
+from gridgeo._validate import frame_problems, raise_problems, repair_invalid, where
 from gridgeo.codes import bad_codes
-from gridgeo.crs import CHINA_BOX, to_wgs84
-from gridgeo.errors import InputError, NotFound, ValidationError
+from gridgeo.errors import InputError, NotFound
 
 if TYPE_CHECKING:  # partition sits right of io; the plan functions import it when called
     from gridgeo.partition.plan import Plan
@@ -115,46 +114,8 @@ SCHEMA: dict[str, LayerSpec] = {
     "exclusive": LayerSpec(("code",), "polygon", required=False),
 }
 
-_GEOM_TYPES = {
-    "polygon": {"Polygon", "MultiPolygon"},
-    "point": {"Point", "MultiPoint"},
-    "line": {"LineString", "MultiLineString"},
-}
 _COMMUNITY_TYPES = {"urban", "rural"}
-
-
-def _rows(mask: np.ndarray | pd.Series, index: pd.Index, limit: int = 5) -> str:
-    labels = [str(v) for v in index[np.asarray(mask, dtype=bool)][:limit]]
-    more = int(np.count_nonzero(mask)) - len(labels)
-    return ", ".join(labels) + (f" and {more} more" if more > 0 else "")
-
-
-def _check_crs(name: str, gdf: gpd.GeoDataFrame, problems: list[str]) -> None:
-    if gdf.crs is None:
-        problems.append(f"layer '{name}': no CRS; set one (e.g. EPSG:4490 for CGCS2000)")
-        return
-    geoms = gdf.geometry
-    present = ~(geoms.isna() | geoms.is_empty)
-    if not present.any():
-        return
-    x0, y0, x1, y1 = geoms[present].total_bounds
-    try:
-        lon, lat = to_wgs84([x0, x1, x0, x1], [y0, y0, y1, y1], gdf.crs)
-    except Exception as err:
-        problems.append(f"layer '{name}': cannot transform from {gdf.crs} to WGS84 ({err})")
-        return
-    bx0, by0, bx1, by1 = CHINA_BOX
-    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
-        problems.append(
-            f"layer '{name}': bounds are not finite in WGS84; is the CRS {gdf.crs} right?"
-        )
-    elif lon.min() < bx0 or lon.max() > bx1 or lat.min() < by0 or lat.max() > by1:
-        problems.append(
-            f"layer '{name}': extent lon {lon.min():.4f}..{lon.max():.4f}, "
-            f"lat {lat.min():.4f}..{lat.max():.4f} lies outside China "
-            f"({bx0}..{bx1}°E, {by0}..{by1}°N); is the CRS {gdf.crs} right "
-            "(e.g. lon/lat swapped, or projected coordinates labelled as degrees)?"
-        )
+_COUNTS = ("households", "population")
 
 
 def _check_layer(
@@ -164,57 +125,30 @@ def _check_layer(
     problems: list[str],
     repair: bool,
 ) -> gpd.GeoDataFrame:
-    if not isinstance(gdf, gpd.GeoDataFrame):
-        problems.append(f"layer '{name}': expected a GeoDataFrame, got {type(gdf).__name__}")
-        return gdf
-    missing = [c for c in spec.columns if c not in gdf.columns]
-    if missing:
-        problems.append(f"layer '{name}': missing column(s) {missing}; it has {list(gdf.columns)}")
-    _check_crs(name, gdf, problems)
-
-    geoms = gdf.geometry
-    null = geoms.isna() | geoms.is_empty
-    if null.any():
-        problems.append(
-            f"layer '{name}': {int(null.sum())} empty geometries at rows {_rows(null, gdf.index)}"
-        )
-    kinds = geoms[~null].geom_type
-    wrong = ~kinds.isin(_GEOM_TYPES[spec.geometry])
-    if wrong.any():
-        problems.append(
-            f"layer '{name}': expected {spec.geometry} geometries, found "
-            f"{sorted(set(kinds[wrong]))} at rows {_rows(wrong, kinds.index)}"
-        )
-    invalid = ~null & ~geoms.is_valid
-    if invalid.any():
-        reasons = shapely.is_valid_reason(geoms[invalid].values)
-        where = _rows(invalid, gdf.index)
-        if repair:
-            gdf = gdf.copy()
-            fixed = shapely.make_valid(geoms[invalid].values)
-            if spec.geometry == "polygon":
-                fixed = np.array([_polygonal(g) for g in fixed], dtype=object)
-            gdf.loc[invalid, gdf.geometry.name] = fixed
+    """Add the layer's problems: the generic ones from gridgeo._validate, then the schema's."""
+    if repair and isinstance(gdf, gpd.GeoDataFrame):
+        gdf, rows, reasons = repair_invalid(gdf)
+        if len(rows):
             log.warning(
-                "layer '%s': repaired %d invalid geometries at rows %s (%s)",
+                "layer '%s': repaired %d invalid geometries %s (%s)",
                 name,
-                int(invalid.sum()),
-                where,
-                "; ".join(sorted(set(reasons))[:3]),
+                len(rows),
+                where(gdf.index.isin(rows), gdf),
+                "; ".join(reasons[:3]),
             )
-            gdf.attrs["repaired"] = [str(i) for i in gdf.index[invalid]]
-        else:
-            problems.append(
-                f"layer '{name}': {int(invalid.sum())} invalid geometries at rows {where} "
-                f"({'; '.join(sorted(set(reasons))[:3])}); pass repair=True to fix them"
-            )
-
-    present_unique = [c for c in spec.unique if c in gdf.columns]
-    if present_unique and len(present_unique) == len(spec.unique):
-        dup = gdf.duplicated(subset=present_unique, keep=False)
-        if dup.any():
-            values = gdf.loc[dup, present_unique].astype(str).agg("/".join, axis=1).unique()[:5]
-            problems.append(f"layer '{name}': duplicate {'/'.join(present_unique)} {list(values)}")
+            gdf.attrs["repaired"] = [str(i) for i in rows]
+    problems += frame_problems(
+        gdf,
+        f"layer '{name}'",
+        columns=spec.columns,
+        counts=[c for c in _COUNTS if c in spec.columns],
+        unique=spec.unique,
+        geometry=spec.geometry,
+        fix="pass repair=True to repair it with shapely.make_valid",
+        china=True,
+    )
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        return gdf
     if "code" in gdf.columns and spec.code_level is not None:
         parent_col = spec.parent[0] if spec.parent and spec.parent[0] in gdf.columns else None
         bad = bad_codes(
@@ -241,25 +175,7 @@ def _check_layer(
                 f"layer 'communities': type must be one of {sorted(_COMMUNITY_TYPES)}, found "
                 f"{sorted(set(map(str, gdf.loc[wrong_type, 'type'])))[:5]}"
             )
-    for col in ("households", "population"):
-        if col in spec.columns and col in gdf.columns:
-            values = pd.to_numeric(gdf[col], errors="coerce")
-            bad_num = values.isna() | (values < 0)
-            if bad_num.any():
-                problems.append(
-                    f"layer '{name}': column '{col}' must be a count ≥ 0; bad at rows "
-                    f"{_rows(bad_num, gdf.index)}"
-                )
     return gdf
-
-
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    """Keep the polygonal part of a repaired geometry (make_valid may add lines)."""
-    polygonal = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
-    if shapely.get_type_id(geom) in polygonal:
-        return geom
-    parts = [g for g in shapely.get_parts(geom) if shapely.get_type_id(g) in polygonal]
-    return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
 def _check_parents(layers: Mapping[str, gpd.GeoDataFrame], problems: list[str]) -> None:
@@ -327,7 +243,7 @@ def validate_workspace(
     Traceback (most recent call last):
     ...
     gridgeo.errors.ValidationError: workspace has 1 problem:
-      - layer 'beats': duplicate code ['J1']
+      - layer 'beats' has duplicate code ['J1'] (2 rows)
     """
     wanted = [n for n, spec in SCHEMA.items() if spec.required] if layers is None else list(layers)
     problems: list[str] = []
@@ -342,8 +258,7 @@ def validate_workspace(
         spec = SCHEMA.get(name)
         out[name] = gdf if spec is None else _check_layer(name, gdf, spec, problems, repair)
     _check_parents(out, problems)
-    if problems:
-        raise ValidationError(problems, what=what)
+    raise_problems(problems, what=what)
     return out
 
 

@@ -60,7 +60,7 @@ def test_unknown_required_layer(tiny_workspace) -> None:
 def test_missing_column(tiny_workspace) -> None:
     tiny_workspace["communities"] = tiny_workspace["communities"].drop(columns="type")
     with pytest.raises(
-        ValidationError, match=r"layer 'communities': missing column\(s\) \['type'\]"
+        ValidationError, match=r"layer 'communities' is missing column\(s\) \['type'\]"
     ):
         validate_workspace(tiny_workspace)
 
@@ -69,7 +69,7 @@ def test_duplicate_code(tiny_workspace) -> None:
     g = tiny_workspace["grids"]
     g.loc[1, "code"] = g.loc[0, "code"]
     with pytest.raises(
-        ValidationError, match=r"layer 'grids': duplicate code \['360722001001001'\]"
+        ValidationError, match=r"layer 'grids' has duplicate code \['360722001001001'\] \(2 rows\)"
     ):
         validate_workspace(tiny_workspace)
 
@@ -107,7 +107,9 @@ def test_outside_china(tiny_workspace) -> None:
     # projected metres wrongly labelled as degrees, a classic
     t = tiny_workspace["towns"]
     tiny_workspace["towns"] = t.set_geometry(t.geometry.translate(xoff=-100.0), crs=t.crs)
-    with pytest.raises(ValidationError, match=r"layer 'towns': extent .* lies outside China"):
+    with pytest.raises(
+        ValidationError, match=r"layer 'towns' has 2 geometries outside China .*; extent lon"
+    ):
         validate_workspace(tiny_workspace)
 
 
@@ -133,7 +135,7 @@ def test_invalid_geometry_reported_then_repaired(tiny_workspace, caplog) -> None
     b = tiny_workspace["beats"]
     b.loc[0, "geometry"] = bowtie(114.90, 25.30, 0.01)
     with pytest.raises(
-        ValidationError, match=r"layer 'beats': 1 invalid geometries at rows 0 .*repair=True"
+        ValidationError, match=r"layer 'beats' has 1 invalid geometry at rows \['0'\] .*repair=True"
     ):
         validate_workspace(tiny_workspace)
     out = validate_workspace(tiny_workspace, repair=True)
@@ -141,7 +143,7 @@ def test_invalid_geometry_reported_then_repaired(tiny_workspace, caplog) -> None
     assert fixed.is_valid and fixed.geom_type in ("Polygon", "MultiPolygon")
     assert fixed.area > 0
     assert out["beats"].attrs["repaired"] == ["0"]
-    assert "repaired 1 invalid geometries" in caplog.text
+    assert "layer 'beats': repaired 1 invalid geometries at rows ['0']" in caplog.text
     assert not tiny_workspace["beats"].geometry.iloc[0].is_valid  # input untouched
 
 
@@ -151,7 +153,7 @@ def test_repair_on_read(tiny_workspace, tmp_path) -> None:
     bad = tiny_workspace["beats"].copy()
     bad.loc[0, "geometry"] = bowtie(114.90, 25.30, 0.01)
     bad.to_file(path, layer="beats", driver="GPKG", engine="pyogrio")
-    with pytest.raises(ValidationError, match="invalid geometries"):
+    with pytest.raises(ValidationError, match="1 invalid geometry"):
         read_workspace(path)
     assert read_workspace(path, repair=True)["beats"].is_valid.all()
 
@@ -162,8 +164,8 @@ def test_wrong_geometry_kind_and_empty(tiny_workspace) -> None:
     with pytest.raises(ValidationError) as info:
         validate_workspace(tiny_workspace)
     msg = str(info.value)
-    assert "layer 'buildings': expected point geometries, found ['Polygon'] at rows 0" in msg
-    assert "layer 'grids': 1 empty geometries at rows 2" in msg
+    assert "layer 'buildings' must hold point geometries; found ['Polygon'] at rows ['0']" in msg
+    assert "layer 'grids' has 1 empty geometry at rows ['2']" in msg
 
 
 def test_bad_counts_and_types(tiny_workspace) -> None:
@@ -172,7 +174,7 @@ def test_bad_counts_and_types(tiny_workspace) -> None:
     with pytest.raises(ValidationError) as info:
         validate_workspace(tiny_workspace)
     msg = str(info.value)
-    assert "column 'households' must be a count ≥ 0; bad at rows 3" in msg
+    assert "'households' must hold counts ≥ 0 (finite, not missing); 1 bad at rows ['3']" in msg
     assert "type must be one of ['rural', 'urban'], found ['city']" in msg
 
 
@@ -193,7 +195,7 @@ def test_write_no_overwrite(tiny_workspace, tmp_path) -> None:
 
 def test_not_a_geodataframe(tiny_workspace) -> None:
     tiny_workspace["towns"] = pd.DataFrame(tiny_workspace["towns"].drop(columns="geometry"))
-    with pytest.raises(ValidationError, match="expected a GeoDataFrame, got DataFrame"):
+    with pytest.raises(ValidationError, match="layer 'towns' must be a GeoDataFrame, got DataF"):
         validate_workspace(tiny_workspace)
 
 
@@ -223,7 +225,7 @@ def test_every_invalid_row_is_named(tiny_workspace, rows) -> None:
     with pytest.raises(ValidationError) as info:
         validate_workspace(ws)
     msg = str(info.value)
-    assert f"{len(rows)} invalid geometries" in msg
+    assert f"{len(rows)} invalid geometr{'y' if len(rows) == 1 else 'ies'} at rows" in msg
     for r in sorted(rows):
         assert str(r) in msg.split("at rows ")[1]
     repaired = validate_workspace(ws, repair=True)["grids"]
