@@ -290,3 +290,51 @@ def test_serials_run_out_at_999() -> None:
     units = change(t, "360722001003", "households", np.random.default_rng(0))
     with pytest.raises(InfeasibleError, match="community 360722001003 needs serial 1000"):
         grids_of(t, units, previous=plan)
+
+
+def zone_border_row(n: int, frac: float, seed: int) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """``n`` communities of 0.01° in a west–east row (EPSG:4490) whose centre lies
+    ``frac`` half-widths west of 115.5°E, the border of the Gauss–Krüger zones of
+    114°E and 117°E: dropping the westernmost moves the centre east across it."""
+    w = 0.01
+    x0 = 115.5 - frac * w / 2 - n * w / 2
+    comms = gpd.GeoDataFrame(
+        {"code": [f"360722001{i + 1:03d}" for i in range(n)], "type": "urban"},
+        geometry=[shapely.box(x0 + i * w, 25.3, x0 + (i + 1) * w, 25.31) for i in range(n)],
+        crs="EPSG:4490",
+    )
+    rng = np.random.default_rng(seed)
+    m = 30 * n
+    xs = x0 + n * w * rng.uniform(0.001, 0.999, m)
+    ys = 25.3 + 0.01 * rng.uniform(0.01, 0.99, m)
+    hh = rng.integers(10, 60, m)
+    units = gpd.GeoDataFrame(
+        {"households": hh, "population": hh * 3},
+        geometry=gpd.points_from_xy(xs, ys),
+        crs="EPSG:4490",
+    )
+    return comms, units
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    n=st.integers(2, 4),
+    frac=st.floats(0.1, 0.9),
+    seed=st.integers(0, 10_000),
+    as_plan=st.booleans(),
+)
+def test_dropping_a_community_across_a_zone_border_keeps_the_others(n, frac, seed, as_plan) -> None:
+    from gridgeo.crs import metric_crs
+
+    comms, units = zone_border_row(n, frac, seed)
+    rest = comms.iloc[1:]
+    assert metric_crs(rest) != metric_crs(comms)  # the county's centre crosses the border
+    first = make_grids(units, within=comms, max_households=300, seed=3)
+    previous = Plan.from_grids(first, plan_id="p0") if as_plan else first
+    kept = units[shapely.covered_by(units.geometry.to_numpy(), rest.union_all())]
+    after = make_grids(kept, within=rest, max_households=300, seed=3, previous=previous)
+    old, new = by_code(first), by_code(after)
+    for code in rest["code"]:
+        assert_same_grids(old, new, code)
+    dropped = first["community_code"] == comms["code"].iloc[0]
+    assert set(after.attrs["retired_codes"]) == set(first["code"][dropped])

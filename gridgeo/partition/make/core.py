@@ -42,7 +42,7 @@ from gridgeo.partition.make._atoms import GRID_M, AtomOverlap, community_atoms
 from gridgeo.partition.make._bisect import bisect_region, needed
 from gridgeo.partition.make._recom import resplit_pairs
 from gridgeo.partition.make._refine import refine_labels
-from gridgeo.partition.plan import Plan
+from gridgeo.partition.plan import Plan, as_sequence
 
 __all__ = ["make_grids"]
 
@@ -261,7 +261,9 @@ def make_grids(
         the same grid (geometry IoU ≥ 0.99); every other grid gets a serial
         above every serial its community has used in any of them, or in their
         ``retired_codes``, so codes are never reused. ``None`` (default):
-        serials from 001.
+        serials from 001. The metric CRS is then chosen for the communities and
+        the previous grids together, so that dropping or re-cutting communities
+        does not move the centre across a zone border and redraw the others.
 
     Returns
     -------
@@ -324,7 +326,7 @@ def make_grids(
     ):
         raise InputError(f"workers must be a positive integer or None, got {workers!r}")
 
-    crs = metric_crs(within)
+    crs = _work_crs(within, previous)
     comm = within.to_crs(crs)
     comm_geoms = comm.geometry.to_numpy()
     ugeoms = units.to_crs(crs).geometry.to_numpy()
@@ -455,6 +457,24 @@ def make_grids(
         out.attrs["kept_codes"] = sorted(k for ks in kept for k in ks if k is not None)
         log.info("kept %d of %d codes", len(out.attrs["kept_codes"]), len(out))
     return out
+
+
+def _work_crs(within: gpd.GeoDataFrame, previous: Any) -> Any:
+    """The metric CRS to cut in: chosen for the communities, and with ``previous`` for their
+    extent joined with every previous plan's, so that a re-run on fewer communities (one
+    dropped, one town re-cut) works in the CRS of the plans before it. A zone chosen
+    for the fewer communities alone could lie across a zone border from the first run's,
+    and every other community's grids would then be redrawn."""
+    boxes = [within.total_bounds]
+    for item in as_sequence(previous):
+        grids = item.grids if isinstance(item, Plan) else item
+        if len(grids) and grids.crs is not None:
+            boxes.append(grids.to_crs(within.crs).total_bounds)
+    if len(boxes) == 1:
+        return metric_crs(within)
+    b = np.array(boxes)
+    extent = (np.nanmin(b[:, 0]), np.nanmin(b[:, 1]), np.nanmax(b[:, 2]), np.nanmax(b[:, 3]))
+    return metric_crs(tuple(float(v) for v in extent), crs=within.crs)
 
 
 def _kept_codes(past, plans, split_grids, comm, crs) -> list[list[str | None]]:
