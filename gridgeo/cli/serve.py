@@ -38,6 +38,16 @@ Timeouts (``gunicorn``'s ``sync`` and ``gthread`` have no header timeout):
 - ``--timeout``: gunicorn kills a worker whose event loop has been silent this
   long (a kernel holding the GIL, a deadlock), and starts a new one.
 
+Balanced accepts: the workers accept on gunicorn's one listening socket, and
+whichever wakes first takes the connection; kept-alive clients then stay with
+it, so 8 clients landed 8/0, 2/6, 5/3 on two workers, often leaving one core
+idle. As nginx's ``accept_disabled`` does, each worker publishes how many
+connections it holds in a small table shared with the master and the other
+workers (:class:`_AcceptBoard`, one slot a worker, freed when gunicorn reaps
+it), and stops polling the listener while it holds more than one connection
+above the least loaded live worker (one that has ticked in the last 2 s); the
+least loaded one always accepts, so no connection waits for a paused worker.
+
 Limits: each worker holds at most ``--max-connections`` connections (at most as
 many open files as its ``ulimit -n``: raise ``LimitNOFILE`` past 1024 for more);
 beyond that the kernel queues new ones in the listen backlog. Bodies above the
@@ -53,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import signal
 import sys
@@ -70,6 +81,62 @@ logger = logging.getLogger(__name__)
 
 #: How often the event loop checks its clients' deadlines and tells gunicorn it is alive.
 _TICK = 0.25
+
+
+class _AcceptBoard:
+    """How many connections each worker holds, in memory shared across gunicorn's fork.
+
+    Made by the master before it forks; slot ``i`` holds a worker's connection
+    count and the :func:`time.monotonic` of its last loop turn (0: no worker, or
+    one that stopped accepting). A worker whose turn is older than ``stale``
+    seconds (dead, hung, stopping) is left out of the comparison.
+
+    Examples
+    --------
+    >>> board = _AcceptBoard(4)
+    >>> a, b = board.claim([]), board.claim([0])
+    >>> board.publish(a, 3, now=10.0), board.publish(b, 1, now=10.0)
+    (None, None)
+    >>> board.may_accept(a, 3, now=10.1), board.may_accept(b, 1, now=10.1)
+    (False, True)
+    >>> board.may_accept(a, 3, now=13.0)  # b has not turned for 3 s: not counted
+    True
+    >>> board.release(b); board.may_accept(a, 3, now=10.1)
+    True
+    """
+
+    def __init__(self, slots: int, *, stale: float = 2.0) -> None:
+        self.slots = int(slots)
+        self.stale = float(stale)
+        self._mem = mmap.mmap(-1, 16 * self.slots)  # anonymous and MAP_SHARED: kept by fork
+        self._v = memoryview(self._mem).cast("d")
+
+    def claim(self, taken: Iterable[int | None]) -> int | None:
+        """A free slot (not in ``taken``), emptied; None when all are taken."""
+        free = sorted(set(range(self.slots)) - set(taken))
+        if not free:
+            return None
+        self.release(free[0])
+        return free[0]
+
+    def release(self, slot: int) -> None:
+        """Mark ``slot`` as holding no accepting worker."""
+        self._v[2 * slot] = 0.0
+        self._v[2 * slot + 1] = 0.0
+
+    def publish(self, slot: int, connections: int, *, now: float) -> None:
+        """The worker of ``slot`` holds ``connections`` and is alive at ``now``."""
+        self._v[2 * slot] = float(connections)
+        self._v[2 * slot + 1] = now
+
+    def may_accept(self, slot: int, connections: int, *, now: float) -> bool:
+        """Whether the worker of ``slot`` should accept: it holds at most one connection
+        more than the least loaded live worker."""
+        v, least = self._v, connections
+        for i in range(self.slots):
+            if i != slot and now - v[2 * i + 1] < self.stale and v[2 * i] < least:
+                least = v[2 * i]
+        return connections <= least + 1
 
 
 @dataclass(frozen=True)
@@ -181,11 +248,14 @@ def _run_waitress(
     alive: Callable[[], bool],
     tick: Callable[[], None],
     graceful_timeout: float = 30.0,
+    balance: tuple[_AcceptBoard, int] | None = None,
     **listen: Any,
 ) -> None:
     """Serve ``app`` with waitress until ``alive()`` turns false, then finish what is in flight.
 
     ``listen`` is waitress' ``sockets=[...]`` (inherited from gunicorn) or ``host``/``port``.
+    ``balance`` is the shared board and this worker's slot: the listener is polled only
+    while :meth:`_AcceptBoard.may_accept` says so.
     """
     from waitress import wasyncore
     from waitress.channel import HTTPChannel
@@ -197,9 +267,22 @@ def _run_waitress(
     def channels() -> list[Any]:
         return [d for d in socket_map.values() if isinstance(d, HTTPChannel)]
 
+    listeners = [d for d in socket_map.values() if isinstance(d, BaseWSGIServer)]
+    others = len(socket_map)  # the listeners and the trigger: the rest are connections
+    accept = [True]
+    if balance is not None:
+        board, slot = balance
+        for listener in listeners:  # its own readable() first: it runs waitress' cleanup
+            own = listener.readable
+            listener.readable = lambda own=own: own() and accept[0]
+
     next_tick = 0.0
     seen: dict[Any, tuple[Any, float]] = {}
     while alive():
+        if balance is not None:
+            held, now = len(socket_map) - others, time.monotonic()
+            board.publish(slot, held, now=now)
+            accept[0] = board.may_accept(slot, held, now=now)
         wasyncore.loop(timeout=_TICK, map=socket_map, use_poll=True, count=1)
         now = time.time()
         if now >= next_tick:
@@ -209,7 +292,9 @@ def _run_waitress(
 
     # stop accepting (the other workers take the new connections), finish the requests
     # received, then close
-    for listener in [d for d in socket_map.values() if isinstance(d, BaseWSGIServer)]:
+    if balance is not None:
+        board.release(slot)  # the others no longer wait for this one to take its share
+    for listener in listeners:
         listener.del_channel()
         listener.socket.close()
     deadline = time.monotonic() + graceful_timeout
@@ -223,8 +308,10 @@ def _run_waitress(
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
 
 
-def _worker_class(opts: ServerOptions) -> type:
-    """A gunicorn worker class that serves with :func:`_run_waitress` and ``opts``."""
+def _worker_class(opts: ServerOptions, board: _AcceptBoard | None = None) -> type:
+    """A gunicorn worker class that serves with :func:`_run_waitress` and ``opts``
+    (balancing its accepts with the other workers on ``board``, in the slot that
+    :func:`_gunicorn`'s ``pre_fork`` gave it)."""
     from gunicorn.workers.base import Worker
 
     class WaitressWorker(Worker):  # type: ignore[misc]
@@ -232,6 +319,7 @@ def _worker_class(opts: ServerOptions) -> type:
 
         def run(self) -> None:
             ppid = self.ppid
+            slot = getattr(self, "accept_slot", None)
             _run_waitress(
                 self.wsgi,
                 opts,
@@ -239,6 +327,7 @@ def _worker_class(opts: ServerOptions) -> type:
                 alive=lambda: self.alive and os.getppid() == ppid,
                 tick=self.notify,
                 graceful_timeout=self.cfg.graceful_timeout,
+                balance=(board, slot) if board is not None and slot is not None else None,
             )
             # Every request received is answered and every write committed. Leave
             # now, without the interpreter's teardown: it would wait for a warm-up
@@ -300,7 +389,20 @@ def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions)
         _warm_in_background(worker.wsgi)
         _release_signals()  # its handlers are in place: a stop sent meanwhile lands now
 
-    worker_class = _worker_class(opts)
+    # a slot a worker, and as many again for the new ones of a reload (HUP) or of TTIN
+    board = _AcceptBoard(max(8, 2 * workers))
+
+    def pre_fork(arbiter: Any, worker: Any) -> None:
+        # in the master, before the fork: a slot no live worker holds (a reaped one's is free)
+        taken = [getattr(w, "accept_slot", None) for w in arbiter.WORKERS.values()]
+        worker.accept_slot = board.claim(taken)
+
+    def child_exit(arbiter: Any, worker: Any) -> None:
+        # in the master, once it reaped the worker (even one killed by -9 or the timeout)
+        if getattr(worker, "accept_slot", None) is not None:
+            board.release(worker.accept_slot)
+
+    worker_class = _worker_class(opts, board)
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -316,6 +418,8 @@ def _gunicorn(app: Any, host: str, port: int, workers: int, opts: ServerOptions)
             if "control_socket_disable" in self.cfg.settings:
                 self.cfg.set("control_socket_disable", True)
             self.cfg.set("post_worker_init", post_worker_init)
+            self.cfg.set("pre_fork", pre_fork)
+            self.cfg.set("child_exit", child_exit)
 
         def load(self) -> Any:
             return app
