@@ -175,7 +175,8 @@ def frame_problems(
     not_null
         Columns that must have no missing value.
     unique
-        Columns whose combination must be unique across rows.
+        Columns whose combination must be unique across the rows that have
+        all of them.
     label
         Column naming rows in messages (default: the index).
     geometry
@@ -284,9 +285,11 @@ def frame_problems(
                     )
                 )
     if unique and all(c in gdf.columns for c in unique):
-        dup = gdf.duplicated(subset=unique, keep=False).to_numpy()
+        # rows with a missing value are not duplicates of each other (not_null names them)
+        complete = gdf[unique].notna().all(axis=1).to_numpy()
+        dup = gdf.duplicated(subset=unique, keep=False).to_numpy() & complete
         if dup.any():
-            values = gdf.loc[dup, unique].astype(str).agg("/".join, axis=1).unique()
+            values = gdf.loc[dup, unique].apply(lambda c: c.map(str)).agg("/".join, axis=1).unique()
             shown = [str(v) for v in values[:_LIMIT]]
             more = len(values) - len(shown)
             problems.append(
