@@ -6,11 +6,34 @@
 (function () {
   "use strict";
   var CFG = JSON.parse(document.getElementById("heatmap-config").textContent);
-  var state = window.gridgeoState = { tilesLoaded: 0, tileErrors: 0, heatLoads: 0, statsLoaded: 0, category: "",
+  var state = window.gridgeoState = { tilesLoaded: 0, tileErrors: 0, heatLoads: 0, statsLoaded: 0, category: "", plan: CFG.plan || null,
     liveTicks: 0, tilesChecked: 0, tilesSwapped: 0, cursor: null };
   var narrow = window.matchMedia("(max-width: 700px)").matches;
   var sel = document.getElementById("category");
   CFG.categories.forEach(function (c) { var o = document.createElement("option"); o.value = c; o.textContent = c; sel.appendChild(o); });
+  // plan versions: the grids the counts are attributed to; by default the base plan in force
+  // today (the grids layer); another plan re-locates every incident in that plan's grids
+  var planSel = document.getElementById("plan");
+  var PLANS = CFG.plans || [];
+  var LEVEL = { base: "基础网格", business: "业务网格" };
+  function planLabel(p) {
+    var when = p.from === null ? "草案" : p.from === "0001-01-01" ? (p.to ? "至 " + p.to.slice(0, 7) : "")
+      : p.from.slice(0, 7) + " 起";
+    return (p.name || p.id) + " · " + (LEVEL[p.level] || p.level) + " " + p.grids + " 个" + (when ? " · " + when : "");
+  }
+  PLANS.forEach(function (p) {
+    var o = document.createElement("option");
+    o.value = p.id;
+    o.textContent = planLabel(p) + (p.id === CFG.plan ? " · 现行" : "");
+    o.title = "方案 " + p.id + (p.from ? "，" + p.from + " 起" + (p.to ? "，至 " + p.to : "") : "");
+    planSel.appendChild(o);
+  });
+  if (CFG.plan) planSel.value = CFG.plan;
+  document.getElementById("planbox").hidden = PLANS.length < 2;
+  function planName() {
+    var p = PLANS.filter(function (q) { return q.id === planSel.value; })[0];
+    return p ? (p.name || p.id) : "";
+  }
   var map = state.map = L.map("map");
   var F = CFG.focus || CFG.bounds;  // the grids that have incidents, not the whole county
   map.fitBounds([[F[1], F[0]], [F[3], F[2]]], { padding: [6, 6] });
@@ -22,12 +45,14 @@
   }
   function gridName(p) { return esc(p.name || "网格 " + p.code); }
   function pctText(p) { return p.change_pct === null ? "—" : (p.change_pct > 0 ? "+" : "") + p.change_pct + "%"; }
-  function query() {
+  function query(withPlan) {
     var p = new URLSearchParams();
     if (sel.value) p.set("category", sel.value);
     var s = document.getElementById("start").value, e = document.getElementById("end").value;
     if (s) p.set("start", s);
     if (e) p.set("end", e);
+    // the grids layer answers for today's plan; another plan is asked for by its id
+    if (withPlan && planSel.value && planSel.value !== CFG.plan) p.set("plan", planSel.value);
     return p.toString();
   }
   var heat = L.tileLayer("heatmap/tiles/{z}/{x}/{y}.png?" + query(), { opacity: 0.85, maxZoom: 20, zIndex: 10 });
@@ -117,18 +142,21 @@
     document.getElementById("cases").innerHTML = "未结 <b>" + open + "</b> 件，超期 <b" + (late ? ' class="late"' : "") + ">" + late + "</b> 件";
     document.getElementById("casenote").textContent = "未结：还没有结案的事件，不分类别和日期；超期：报告后超过 " + fc.overdueDays + " 个工作日还没有结案。";
   }
-  var seq = 0;
+  var seq = 0, drawn = null;  // the query of the statistics on the page
   // quiet: a live update (no "加载中…", nothing redrawn when the store has not moved on);
   // resolves to whether the page was redrawn
   function loadStats(quiet) {
     var mine = ++seq;
     if (!quiet) document.getElementById("status").textContent = "加载中…";
-    return fetch("stats/grids?" + query(), { cache: "no-store" }).then(function (r) {
+    var asked = planSel.value || null, q = query(true);
+    return fetch("stats/grids?" + q, { cache: "no-store" }).then(function (r) {
       if (!r.ok) return r.json().then(function (e) { throw new Error(e.description || r.status); });
       return r.json();
     }).then(function (fc) {
       if (mine !== seq) return false;
-      if (quiet && fc.cursor === state.cursor) return false;
+      // a live update that overtook a change of filters or plan draws the new answer
+      if (quiet && fc.cursor === state.cursor && q === drawn) return false;
+      drawn = q;
       state.cursor = fc.cursor === undefined ? null : fc.cursor;
       rateBreaks = quantiles(fc.features.map(function (f) { return f.properties.per_1000_households; }), 5);
       [outlines, choropleth, hot].forEach(function (l) { l.clearLayers(); l.addData(fc); });
@@ -137,7 +165,7 @@
       var nHot = fc.features.filter(function (f) { return f.properties.hotspot === "hot"; }).length;
       var nCold = fc.features.filter(function (f) { return f.properties.hotspot === "cold"; }).length;
       document.getElementById("status").textContent = (sel.value || "全部类别") + "：" + fc.window[0] + " 至 " + fc.window[1] + " 共 " + total + " 件";
-      document.getElementById("windows").textContent = "本期 " + fc.window[0] + " 至 " + fc.window[1] + "；上期 " + fc.previousWindow[0] + " 至 " + fc.previousWindow[1] + (fc.outside ? "；" + fc.outside + " 件不在任何网格内" : "");
+      document.getElementById("windows").textContent = (PLANS.length > 1 ? "按网格方案「" + planName() + "」统计（" + fc.features.length + " 个网格）；" : "") + "本期 " + fc.window[0] + " 至 " + fc.window[1] + "；上期 " + fc.previousWindow[0] + " 至 " + fc.previousWindow[1] + (fc.outside ? "；" + fc.outside + " 件不在任何网格内" : "");
       document.getElementById("hotnote").textContent = "热点 " + nHot + " 个：事件明显扎堆的网格（地图上红色实线）；冷点 " + nCold + " 个：事件明显偏少的网格（蓝色虚线）。按 " + Math.round((1 - fc.alpha) * 100) + "% 的把握判断，偶然的多少不算。";
       var rows = fc.features.slice().sort(function (a, b) { return b.properties.change - a.properties.change; }).slice(0, 12);
       var tb = document.querySelector("#worse tbody");
@@ -155,6 +183,7 @@
       showCases(fc);
       state.statsLoaded += 1;
       state.category = sel.value;
+      state.plan = asked;
       return true;
     }).catch(function (err) {
       if (!quiet) document.getElementById("status").textContent = "出错：" + err.message;
@@ -207,12 +236,12 @@
   function clock() { return new Date().toTimeString().slice(0, 8); }
   function tick() {
     if (document.hidden) return schedule();
-    var q = query();
+    var q = query(true);
     state.liveTicks += 1;
     loadStats(true).then(function (changed) {
       liveEl.textContent = "实时更新 " + clock();
       liveEl.classList.remove("off");
-      if ((changed || stale) && q === query()) {
+      if ((changed || stale) && q === query(true)) {
         stale = false;
         return refreshTiles();
       }
@@ -228,6 +257,8 @@
 
   function update() { heat.setUrl("heatmap/tiles/{z}/{x}/{y}.png?" + query()); stale = true; loadStats().catch(function () {}); }
   sel.addEventListener("change", update);
+  // the heat tiles are the same points whatever the plan: only the grids and counts change
+  planSel.addEventListener("change", function () { loadStats().catch(function () {}); });
   document.getElementById("start").addEventListener("change", update);
   document.getElementById("end").addEventListener("change", update);
   loadStats().catch(function () {});
