@@ -58,9 +58,11 @@ def _check(
 ) -> dict[str, str]:
     """Every problem of the incidents and the routes in one error; the routes to use."""
     # where the points fall, and whether they are points, is Locator.locate's to say
-    problems: list[str] = frame_problems(
-        incidents, "incidents", columns={category: "the category= column"},
-        allow_empty=True, allow_invalid=True, china=False,
+    problems: list[str] = list(
+        frame_problems(
+            incidents, "incidents", columns={category: "the category= column"},
+            allow_empty=True, allow_invalid=True, china=False,
+        )
     )  # fmt: skip
     if routes is None:  # the default routes that this locator can serve
         routes = {c: lay for c, lay in default_routes().items() if lay in loc.layer_names}

@@ -102,10 +102,12 @@ def _check(
     cols = [c for c in names if not (c == "area_km2" and c not in getattr(grids, "columns", []))]
     for c in cols:
         hints.setdefault(c, "a weight column; 'area_km2' is computed when absent")
-    problems: list[str] = frame_problems(
-        grids, "grids", columns=hints, numeric=cols, counts=cols,
-        not_null=[c for c in (key, within) if c], unique=[key], label=key,
-        geometry="polygon", allow_invalid=True,
+    problems: list[str] = list(
+        frame_problems(
+            grids, "grids", columns=hints, numeric=cols, counts=cols,
+            not_null=[c for c in (key, within) if c], unique=[key], label=key,
+            geometry="polygon", allow_invalid=True,
+        )
     )  # fmt: skip
     n = len(grids) if isinstance(grids, gpd.GeoDataFrame) else k
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n:
