@@ -38,6 +38,7 @@ import shapely
 import shapely.ops
 
 from gridgeo.partition import crosswalk
+from gridgeo.partition.crosswalk import grid_changes
 
 RESULTS = Path(__file__).parent / "results" / "crosswalk.md"
 BOX = (114.8, 25.2, 115.3, 25.6)
@@ -143,7 +144,7 @@ def run_case(name, old, new, buildings, incidents, rows, notes):
     inc_me = inc_me[inc_me > 0]
     same_hh = _same(hh_me, hh_peer)
     same_inc = _same(inc_me, inc)
-    labels = cw.attrs["changes"]["change"].value_counts().to_dict()
+    labels = grid_changes(cw)["change"].value_counts().to_dict()
     best, med = min(times), statistics.median(times)
     rows.append(
         f"| {name} | {len(old):,} → {len(new):,} | {len(cw):,} | {best:.2f} / {med:.2f} | "

@@ -249,14 +249,14 @@ def diff_command(ws: Path, old: str, new: str, out: Path | None) -> None:
     import pandas as pd
 
     from gridgeo.io.workspace import read_plan
-    from gridgeo.partition.crosswalk import CHANGES, crosswalk
+    from gridgeo.partition.crosswalk import CHANGES, crosswalk, grid_changes
 
     before, after = read_plan(ws, old), read_plan(ws, new)
     names = layer_names(ws)
     units = read_layer(ws, "buildings") if "buildings" in names else None
     incidents = read_layer(ws, "incidents") if "incidents" in names else None
     cw = crosswalk(before, after, units=units, incidents=incidents)
-    changes = cw.attrs["changes"]
+    changes = grid_changes(cw)
     counts = changes["change"].value_counts().reindex(list(CHANGES), fill_value=0)
     used = [n for n, f in (("buildings", units), ("incidents", incidents)) if f is not None]
     click.echo(
@@ -264,10 +264,7 @@ def diff_command(ws: Path, old: str, new: str, out: Path | None) -> None:
         + (f", with the {' and '.join(used)} of {ws.name}" if used else "")
     )
     click.echo("  ".join(f"{label} {n}" for label, n in counts.items()))
-    shown = cw.copy()
-    for col in ("area_share_old", "area_share_new"):
-        shown[col] = shown[col].round(3)
-    shown["area_m2"] = shown["area_m2"].round(0)
+    shown = cw.round({"area_m2": 0, "area_share_old": 3, "area_share_new": 3})
     with pd.option_context("display.max_rows", None, "display.width", 200):
         click.echo(shown.to_string(index=False))
     if out is not None:

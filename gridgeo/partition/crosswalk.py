@@ -45,7 +45,17 @@ from numpy.typing import NDArray
 from gridgeo.crs import metric_crs
 from gridgeo.errors import CRSError, InputError, ValidationError
 
-__all__ = ["CHANGES", "MIN_SHARE", "SAME_IOU", "crosswalk", "plan_diff", "plan_grids"]
+__all__ = [
+    "CHANGES",
+    "MIN_SHARE",
+    "SAME_IOU",
+    "crosswalk",
+    "grid_changes",
+    "grid_predecessors",
+    "group_crosswalk",
+    "plan_diff",
+    "plan_grids",
+]
 
 log = logging.getLogger(__name__)
 
@@ -474,12 +484,12 @@ def crosswalk(
         - ``change``: the label of the row's old grid (``<NA>`` when
           ``old_code`` is ``<NA>``).
 
-        ``attrs`` holds ``changes``: a DataFrame with one row per old grid (in
-        row order): ``code``, ``change``, ``successors`` (tuple of the new codes
-        of its significant pairs, largest share first) and ``iou`` (area IoU with
-        its largest partner, 0 if none); ``predecessors``: the same per new grid
-        (``code``, ``predecessors``); ``crs`` (the metric CRS of the areas),
-        ``old_plan`` and ``new_plan`` (see :func:`plan_grids`) and ``min_share``.
+        ``attrs`` holds only scalars, so that ordinary pandas operations
+        (``round``, ``merge``, ``concat``, ``to_csv``) work on the crosswalk:
+        ``crs`` (the metric CRS of the areas), ``old_plan`` and ``new_plan``
+        (see :func:`plan_grids`) and ``min_share``. The per-grid tables (each old
+        grid's successors, each new grid's predecessors) are
+        :func:`grid_changes` and :func:`grid_predecessors` of the crosswalk.
 
     Raises
     ------
@@ -510,7 +520,7 @@ def crosswalk(
     >>> cw = crosswalk(old, new, units=units)
     >>> cw[["old_code", "new_code", "households", "change"]].values.tolist()
     [['A', 'AB', 0, 'merged'], ['B', 'AB', 7, 'merged'], ['C', 'C2', 3, 'recoded']]
-    >>> cw.attrs["changes"]["successors"].tolist()
+    >>> grid_changes(cw)["successors"].tolist()
     [('AB',), ('AB',), ('C2',)]
     """
     old_grids, old_label = plan_grids(old, what="old")
@@ -605,9 +615,10 @@ def crosswalk(
     # old grid then new grid in row order, <NA> (-1) last
     order = np.lexsort((np.where(rn < 0, n_new, rn), np.where(ro < 0, n_old, ro)))
     frame = frame.iloc[order].reset_index(drop=True)
+    # scalars only: pandas deep-copies and compares attrs in its operations (a frame
+    # in attrs breaks merge and round); the per-grid tables are grid_changes() and
+    # grid_predecessors(), computed from the rows
     frame.attrs.update(
-        changes=_per_grid(ocodes, so, sn, area[sig] / oarea[so], iou, ncodes, labels),
-        predecessors=_predecessors(ncodes, sn, so, area[sig] / narea[sn], ocodes),
         crs=crs.to_string(),
         old_plan=old_label,
         new_plan=new_label,
@@ -623,40 +634,168 @@ def crosswalk(
     return frame
 
 
-def _per_grid(
-    codes: NDArray[np.object_],
-    mine: NDArray[np.int64],
-    theirs: NDArray[np.int64],
-    share: NDArray[np.float64],
-    iou: NDArray[np.float64],
-    their_codes: NDArray[np.object_],
-    labels: NDArray[np.object_],
-) -> pd.DataFrame:
-    order = np.lexsort((-share, mine))
-    mine, theirs, iou = mine[order], theirs[order], iou[order]
-    succ: list[tuple[Any, ...]] = [() for _ in range(len(codes))]
-    best = np.zeros(len(codes))
-    for i, j, v in zip(mine.tolist(), theirs.tolist(), iou.tolist()):
-        if not succ[i]:
-            best[i] = v
-        succ[i] = (*succ[i], their_codes[j])
+_ROW_COLUMNS = ("old_code", "new_code", "area_m2", "area_share_old", "area_share_new", "change")
+
+
+def _significant(cw: pd.DataFrame, min_share: float | None, what: str) -> pd.DataFrame:
+    """The rows of ``cw`` that are relationships, with their ``iou``, in row order."""
+    missing = [c for c in _ROW_COLUMNS if c not in cw.columns]
+    if missing:
+        raise InputError(
+            f"{what} needs a crosswalk (from crosswalk()); columns {missing} are missing, "
+            f"columns are {list(cw.columns)}"
+        )
+    if min_share is None:
+        min_share = cw.attrs.get("min_share", MIN_SHARE)
+    if not isinstance(min_share, numbers.Real) or not 0 <= min_share < 1:
+        raise InputError(f"min_share was {min_share!r}; expected a number from 0 to below 1")
+    rows = pd.DataFrame(
+        {
+            "old": cw["old_code"].astype(object).to_numpy(),
+            "new": cw["new_code"].astype(object).to_numpy(),
+            "area": cw["area_m2"].to_numpy(np.float64),
+            "share_old": cw["area_share_old"].to_numpy(np.float64),
+            "share_new": cw["area_share_new"].to_numpy(np.float64),
+        }
+    )
+    both = (rows["old"].notna() & rows["new"].notna()).to_numpy()
+    sig = both & (
+        (rows["share_old"].to_numpy() >= min_share) | (rows["share_new"].to_numpy() >= min_share)
+    )
+    if "households" in cw.columns:  # as crosswalk(units=...) labels: by households too
+        hh = cw["households"].to_numpy(np.float64)
+        frame = rows.assign(hh=hh)
+        hh_o = frame.groupby("old", dropna=True)["hh"].transform("sum").to_numpy()
+        hh_n = frame.groupby("new", dropna=True)["hh"].transform("sum").to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            by_hh = (hh / hh_o >= min_share) | (hh / hh_n >= min_share)
+        sig |= both & (rows["area"].to_numpy() > 0) & by_hh
+    out = rows[sig].copy()
+    # area IoU = A / (A_old + A_new - A) with A_old = A / share_old, A_new = A / share_new
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = 1.0 / (1.0 / out["share_old"] + 1.0 / out["share_new"] - 1.0)
+    out["iou"] = np.where(out["area"] > 0, iou, 0.0)
+    return out
+
+
+def _ranked(sig: pd.DataFrame, mine: str, theirs: str, share: str) -> pd.DataFrame:
+    """``sig`` ordered by ``mine`` (first appearance), then largest ``share`` first."""
+    first = pd.Index(pd.unique(sig[mine].to_numpy(dtype=object))).get_indexer(sig[mine])
+    order = np.lexsort((-sig[share].to_numpy(), first))  # stable: row order breaks ties
+    return sig.iloc[order]
+
+
+def grid_changes(cw: pd.DataFrame, *, min_share: float | None = None) -> pd.DataFrame:
+    """What became of each old grid of a crosswalk: its label, successors and IoU.
+
+    Computed from the rows of :func:`crosswalk`'s result (pass all of them: a grid
+    whose rows were filtered out is missing here), with the same rule for
+    relationships as its labels: a pair sharing at least ``min_share`` of either
+    grid's area, or (when the crosswalk has ``households``) a pair sharing area
+    and at least ``min_share`` of either grid's households.
+
+    Parameters
+    ----------
+    cw
+        A crosswalk, as :func:`crosswalk` returns it.
+    min_share
+        Default: the crosswalk's ``attrs["min_share"]``, else :data:`MIN_SHARE`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per old grid, in the old plan's row order: ``code``, ``change``
+        (as in the rows), ``successors`` (tuple of the new codes of its
+        relationships, largest share of the old grid first; ``()`` for a retired
+        grid) and ``iou`` (area IoU with its first successor, 0 if none).
+
+    Raises
+    ------
+    InputError
+        If ``cw`` lacks a crosswalk column, or ``min_share`` is not from 0 to below 1.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> old = gpd.GeoDataFrame({"code": ["A", "B"]}, crs="EPSG:4549",
+    ...     geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
+    >>> new = gpd.GeoDataFrame({"code": ["A", "C", "D"]}, crs="EPSG:4549", geometry=[
+    ...     shapely.box(0, 0, 100, 100), shapely.box(100, 0, 170, 100),
+    ...     shapely.box(170, 0, 200, 100)])
+    >>> grid_changes(crosswalk(old, new)).values.tolist()
+    [['A', 'unchanged', ('A',), 1.0], ['B', 'split', ('C', 'D'), 0.7]]
+    """
+    sig = _significant(cw, min_share, "grid_changes")
+    codes = pd.unique(cw["old_code"].dropna().astype(object).to_numpy())
+    change = (
+        pd.Series(cw["change"].astype(object).to_numpy(), index=cw["old_code"].astype(object))
+        .loc[lambda c: c.index.notna()]
+        .groupby(level=0, sort=False)
+        .first()
+    )
+    succ: dict[Any, tuple[Any, ...]] = {}
+    best: dict[Any, float] = {}
+    for old, new, iou in _ranked(sig, "old", "new", "share_old")[["old", "new", "iou"]].values:
+        if old not in succ:
+            succ[old], best[old] = (), float(iou)
+        succ[old] = (*succ[old], new)
     return pd.DataFrame(
-        {"code": codes, "change": labels, "successors": succ, "iou": best}
+        {
+            "code": pd.array(codes, dtype=cw["old_code"].dtype),
+            "change": pd.array(change.reindex(codes).to_numpy(), dtype=cw["change"].dtype),
+            "successors": [succ.get(c, ()) for c in codes],
+            "iou": np.array([best.get(c, 0.0) for c in codes], dtype=np.float64),
+        }
     )
 
 
-def _predecessors(
-    codes: NDArray[np.object_],
-    mine: NDArray[np.int64],
-    theirs: NDArray[np.int64],
-    share: NDArray[np.float64],
-    their_codes: NDArray[np.object_],
-) -> pd.DataFrame:
-    order = np.lexsort((-share, mine))
-    pred: list[tuple[Any, ...]] = [() for _ in range(len(codes))]
-    for i, j in zip(mine[order].tolist(), theirs[order].tolist()):
-        pred[i] = (*pred[i], their_codes[j])
-    return pd.DataFrame({"code": codes, "predecessors": pred})
+def grid_predecessors(cw: pd.DataFrame, *, min_share: float | None = None) -> pd.DataFrame:
+    """Where each new grid of a crosswalk came from: the old grids it took ground from.
+
+    Computed from the rows of :func:`crosswalk`'s result, with the relationships of
+    :func:`grid_changes`.
+
+    Parameters
+    ----------
+    cw
+        A crosswalk, as :func:`crosswalk` returns it.
+    min_share
+        Default: the crosswalk's ``attrs["min_share"]``, else :data:`MIN_SHARE`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per new grid, in order of first appearance in the rows (which are
+        ordered by old grid, so new ground with no old grid comes last): ``code``
+        and ``predecessors`` (tuple of old codes, largest share of the new grid
+        first; ``()`` for new ground).
+
+    Raises
+    ------
+    InputError
+        If ``cw`` lacks a crosswalk column, or ``min_share`` is not from 0 to below 1.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> old = gpd.GeoDataFrame({"code": ["A", "B"]}, crs="EPSG:4549",
+    ...     geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
+    >>> new = gpd.GeoDataFrame({"code": ["AB", "N"]}, crs="EPSG:4549", geometry=[
+    ...     shapely.box(0, 0, 200, 100), shapely.box(200, 0, 300, 100)])
+    >>> grid_predecessors(crosswalk(old, new)).values.tolist()
+    [['AB', ('A', 'B')], ['N', ()]]
+    """
+    sig = _significant(cw, min_share, "grid_predecessors")
+    codes = pd.unique(cw["new_code"].dropna().astype(object).to_numpy())
+    pred: dict[Any, tuple[Any, ...]] = {}
+    for new, old in _ranked(sig, "new", "old", "share_new")[["new", "old"]].values:
+        pred[new] = (*pred.get(new, ()), old)
+    return pd.DataFrame(
+        {
+            "code": pd.array(codes, dtype=cw["new_code"].dtype),
+            "predecessors": [pred.get(c, ()) for c in codes],
+        }
+    )
 
 
 # ---- plan_diff ---------------------------------------------------------------------------
@@ -674,61 +813,10 @@ def _assignment(plan: Any, what: str) -> pd.Series:
     return assignment
 
 
-def plan_diff(
-    before: pd.Series, after: pd.Series, *, weights: pd.Series | None = None
-) -> pd.DataFrame:
-    """Which grids changed group between two plans, and how much workload moved.
-
-    This is the crosswalk of two groupings of the same base grids, with the base
-    grids as the units moved: ``attrs["crosswalk"]`` has one row per (before
-    group, after group) pair sharing grids, each before group labelled as in
-    :func:`crosswalk` (a group is ``unchanged`` or ``recoded`` only when its
-    members are exactly those of one after group). Group codes of two plans need
-    not share a vocabulary (``G01`` of a 17-group plan is not ``G01`` of an
-    11-group plan), so each group of ``after`` is also matched to the group of
-    ``before`` it shares the most weight with (a one-to-one assignment; unmatched
-    new groups match nothing). A grid has *moved* when its ``after`` group is
-    not matched to its ``before`` group.
-
-    Parameters
-    ----------
-    before, after
-        Plans: Series indexed by grid code with the group code as value (e.g.
-        ``groups.attrs["assignment"]``), or business plans with such an
-        ``.assignment`` (a ``Plan``).
-    weights
-        Series indexed by grid code (e.g. households); 1 per grid when omitted.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per grid code of either plan (none dropped), indexed by code, with
-        ``before``, ``after``, ``matched`` (the ``before`` group that ``after`` group
-        continues, or ``<NA>``), ``moved`` (bool), ``weight`` and ``change`` (the
-        label of the ``before`` group, ``<NA>`` for a grid not in ``before``).
-        ``attrs`` holds ``n_moved``, ``weight_moved`` and ``crosswalk`` (columns
-        ``old_code``, ``new_code``, ``grids``, ``weight``, ``weight_share_old``,
-        ``weight_share_new``, ``change``; ``<NA>`` for grids in one plan only).
-
-    Raises
-    ------
-    InputError
-        If a plan has duplicate grid codes or ``weights`` lacks a grid, or is
-        neither a Series nor has an ``.assignment`` Series.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2", "d": "G3"})
-    >>> a = pd.Series({"a": "X", "b": "X", "c": "Y", "d": "Y"})
-    >>> d = plan_diff(b, a, weights=pd.Series({"a": 10, "b": 20, "c": 30, "d": 5}))
-    >>> d["matched"].tolist(), d["moved"].tolist(), d.attrs["weight_moved"]
-    (['G1', 'G1', 'G2', 'G2'], [False, False, False, True], 5.0)
-    >>> d["change"].tolist()
-    ['recoded', 'recoded', 'merged', 'merged']
-    """
-    from scipy.optimize import linear_sum_assignment
-
+def _group_pairs(
+    before: Any, after: Any, weights: pd.Series | None
+) -> tuple[pd.DataFrame, pd.DataFrame, NDArray[np.object_], NDArray[np.int64]]:
+    """Per grid frame (before, after, weight), the group crosswalk, labels, before index."""
     before, after = _assignment(before, "before"), _assignment(after, "after")
     for name, plan in (("before", before), ("after", after)):
         if plan.index.duplicated().any():
@@ -788,6 +876,110 @@ def plan_diff(
     )
     cw = cw.iloc[order].reset_index(drop=True)
 
+    return out, cw, labels, o
+
+
+def group_crosswalk(
+    before: pd.Series, after: pd.Series, *, weights: pd.Series | None = None
+) -> pd.DataFrame:
+    """The crosswalk of two groupings of the same base grids, with the grids as units.
+
+    What :func:`plan_diff` shows per grid, per pair of groups: one row per (before
+    group, after group) pair sharing grids, each before group labelled as in
+    :func:`crosswalk` (a group is ``unchanged`` or ``recoded`` only when its
+    members are exactly those of one after group).
+
+    Parameters
+    ----------
+    before, after
+        Plans, as for :func:`plan_diff`.
+    weights
+        Series indexed by grid code (e.g. households); 1 per grid when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``old_code``, ``new_code``, ``grids``, ``weight``,
+        ``weight_share_old``, ``weight_share_new``, ``change`` (``<NA>`` for grids
+        in one plan only), ordered by before group then after group, in order of
+        appearance, ``<NA>`` last.
+
+    Raises
+    ------
+    InputError
+        As :func:`plan_diff`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2", "d": "G3"})
+    >>> a = pd.Series({"a": "X", "b": "Y", "c": "Z", "d": "Z"})
+    >>> for row in group_crosswalk(b, a)[["old_code", "new_code", "grids", "change"]].values:
+    ...     print(*row)
+    G1 X 1 split
+    G1 Y 1 split
+    G2 Z 1 merged
+    G3 Z 1 merged
+    """
+    return _group_pairs(before, after, weights)[1]
+
+
+def plan_diff(
+    before: pd.Series, after: pd.Series, *, weights: pd.Series | None = None
+) -> pd.DataFrame:
+    """Which grids changed group between two plans, and how much workload moved.
+
+    This is the crosswalk of two groupings of the same base grids, with the base
+    grids as the units moved (:func:`group_crosswalk`: one row per (before
+    group, after group) pair sharing grids), each before group labelled as in
+    :func:`crosswalk` (a group is ``unchanged`` or ``recoded`` only when its
+    members are exactly those of one after group). Group codes of two plans need
+    not share a vocabulary (``G01`` of a 17-group plan is not ``G01`` of an
+    11-group plan), so each group of ``after`` is also matched to the group of
+    ``before`` it shares the most weight with (a one-to-one assignment; unmatched
+    new groups match nothing). A grid has *moved* when its ``after`` group is
+    not matched to its ``before`` group.
+
+    Parameters
+    ----------
+    before, after
+        Plans: Series indexed by grid code with the group code as value (e.g.
+        ``groups.attrs["assignment"]``), or business plans with such an
+        ``.assignment`` (a ``Plan``).
+    weights
+        Series indexed by grid code (e.g. households); 1 per grid when omitted.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid code of either plan (none dropped), indexed by code, with
+        ``before``, ``after``, ``matched`` (the ``before`` group that ``after`` group
+        continues, or ``<NA>``), ``moved`` (bool), ``weight`` and ``change`` (the
+        label of the ``before`` group, ``<NA>`` for a grid not in ``before``).
+        ``attrs`` holds ``n_moved`` and ``weight_moved`` (scalars only, so that
+        pandas operations work on the result); the per-group pairs are
+        :func:`group_crosswalk` of the same plans.
+
+    Raises
+    ------
+    InputError
+        If a plan has duplicate grid codes or ``weights`` lacks a grid, or is
+        neither a Series nor has an ``.assignment`` Series.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> b = pd.Series({"a": "G1", "b": "G1", "c": "G2", "d": "G3"})
+    >>> a = pd.Series({"a": "X", "b": "X", "c": "Y", "d": "Y"})
+    >>> d = plan_diff(b, a, weights=pd.Series({"a": 10, "b": 20, "c": 30, "d": 5}))
+    >>> d["matched"].tolist(), d["moved"].tolist(), d.attrs["weight_moved"]
+    (['G1', 'G1', 'G2', 'G2'], [False, False, False, True], 5.0)
+    >>> d["change"].tolist()
+    ['recoded', 'recoded', 'merged', 'merged']
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    out, _, labels, o = _group_pairs(before, after, weights)
     # each after group continues the before group it shares the most weight with
     pairs_in_both = out.dropna(subset=["before", "after"])
     shared = pairs_in_both.groupby(["after", "before"])["weight"].sum().unstack(fill_value=0)
@@ -801,5 +993,4 @@ def plan_diff(
     out = out[["before", "after", "matched", "moved", "weight", "change"]]
     out.attrs["n_moved"] = int(out["moved"].sum())
     out.attrs["weight_moved"] = float(out.loc[out["moved"], "weight"].sum())
-    out.attrs["crosswalk"] = cw
     return out

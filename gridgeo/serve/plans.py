@@ -522,7 +522,6 @@ class PlanService:
                                       shapely.union_all(og.to_numpy()))
             pieces[only_new] = [_polygonal(g) for g in rest]
         frame = pd.DataFrame(cw).reset_index(drop=True)
-        frame.attrs = {}  # pandas copies attrs (here frames) on every operation
         for col in ("old_code", "new_code", "change"):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
         frame.insert(

@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from gridgeo.cli import main
 from gridgeo.io.workspace import adopt_plan, read_plan, read_plans, save_plan, write_workspace
 from gridgeo.partition import Plan, check_alignment, crosswalk
-from gridgeo.partition.crosswalk import CHANGES
+from gridgeo.partition.crosswalk import CHANGES, grid_changes
 
 
 def _run(*args: str) -> Result:
@@ -104,7 +104,7 @@ def test_diff_counts_changes_and_writes_the_crosswalk(ws, tmp_path) -> None:
         units=layers["buildings"],
         incidents=layers["incidents"],
     )
-    counts = want.attrs["changes"]["change"].value_counts()
+    counts = grid_changes(want)["change"].value_counts()
     assert counts.get("merged") == 4  # each community merged into its town, by construction
     assert "  ".join(f"{c} {counts.get(c, 0)}" for c in CHANGES) in out
     assert "with the buildings and incidents of ws.gpkg" in out

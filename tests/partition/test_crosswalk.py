@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from gridgeo.errors import CRSError, InputError, ValidationError
 from gridgeo.partition import crosswalk, plan_diff
-from gridgeo.partition.crosswalk import CHANGES, plan_grids
+from gridgeo.partition.crosswalk import (
+    CHANGES,
+    grid_changes,
+    grid_predecessors,
+    group_crosswalk,
+    plan_grids,
+)
 
 METRIC = "EPSG:4549"  # CGCS2000 3° GK zone, metres
 LONLAT = "EPSG:4490"
@@ -27,7 +33,7 @@ def boxes(spec: dict[str, tuple[float, float, float, float]], crs: str = METRIC)
 
 
 def labels(cw: pd.DataFrame) -> dict[str, str]:
-    ch = cw.attrs["changes"]
+    ch = grid_changes(cw)
     return dict(zip(ch["code"], ch["change"]))
 
 
@@ -98,11 +104,11 @@ def test_every_label_on_constructed_plans():
     n = cw[cw["new_code"].eq("N").fillna(False)]
     assert len(n) == 1 and pd.isna(n["old_code"].iloc[0]) and pd.isna(n["change"].iloc[0])
     assert n["area_share_new"].iloc[0] == 1.0 and np.isnan(n["area_share_old"].iloc[0])
-    ch = cw.attrs["changes"].set_index("code")
+    ch = grid_changes(cw).set_index("code")
     assert ch.loc["S", "successors"] == ("S1", "S2")
     assert ch.loc["D", "successors"] == ("D",) and ch.loc["E", "successors"] == ("E", "D")
     assert ch.loc["D", "iou"] == pytest.approx(100 / 130)
-    pred = cw.attrs["predecessors"].set_index("code")
+    pred = grid_predecessors(cw).set_index("code")
     assert pred.loc["M", "predecessors"] == ("M1", "M2")
     assert pred.loc["N", "predecessors"] == ()
 
@@ -338,7 +344,7 @@ def test_plan_diff_labels_groups_and_keeps_its_crosswalk():
     assert d.loc[list("abcdef"), "change"].tolist() == [
         "split", "split", "merged", "merged", "unchanged", "unchanged"]
     assert pd.isna(d.loc["g", "change"])
-    cw = d.attrs["crosswalk"]
+    cw = group_crosswalk(before, after)
     assert cw[["old_code", "new_code", "grids"]].values.tolist()[:3] == [
         ["G1", "H1", 1], ["G1", "H2", 1], ["G2", "H3", 1]]
     new_only = cw[cw["old_code"].isna()]
@@ -359,3 +365,86 @@ def test_plan_diff_accepts_business_plans():
     assert d["moved"].tolist() == [False, True]
     with pytest.raises(InputError, match="plan 'after' must be a Series grid code -> group code"):
         plan_diff(Business(), object())
+
+
+# ---- per-grid tables and ordinary pandas use (issue 15) ----------------------------------
+
+
+def _mixed_crosswalk(seed: int = 3) -> tuple[pd.DataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """A crosswalk with every column kind: codes, areas, int households, incidents."""
+    rng = np.random.default_rng(seed)
+    extent = (0.0, 0.0, 1000.0, 1000.0)
+    old = voronoi([tuple(p) for p in rng.uniform(0, 1000, (9, 2))], extent, "o", METRIC)
+    new = voronoi([tuple(p) for p in rng.uniform(0, 1000, (6, 2))], (0, 0, 800, 1000), "n", METRIC)
+    pts = shapely.points(rng.uniform(-50, 1050, (200, 2)))
+    hh = rng.integers(0, 40, 200)
+    units = gpd.GeoDataFrame({"households": hh, "population": hh * 3}, geometry=pts, crs=METRIC)
+    return crosswalk(old, new, units=units, incidents=units.geometry), old, new
+
+
+def test_crosswalk_survives_ordinary_pandas_operations(tmp_path):
+    cw, *_ = _mixed_crosswalk()
+    assert all(isinstance(v, (str, int, float)) for v in cw.attrs.values()), cw.attrs
+    rounded = cw.round({"area_m2": 0, "area_share_old": 3, "area_share_new": 3})
+    assert rounded["area_share_old"].dropna().tolist() == cw["area_share_old"].dropna().round(
+        3).tolist()
+    assert cw.round(2)["households"].tolist() == cw["households"].tolist()
+    both = pd.concat([cw, cw.copy()], ignore_index=True)
+    assert len(both) == 2 * len(cw)
+    other, *_ = _mixed_crosswalk(seed=4)
+    assert len(pd.concat([cw, other])) == len(cw) + len(other)
+    merged = cw.merge(grid_changes(cw), left_on="old_code", right_on="code", how="left")
+    assert len(merged) == len(cw)
+    assert (merged["change_x"].fillna("-") == merged["change_y"].fillna("-")).all()
+    per_old = cw.groupby("old_code")["households"].sum()
+    assert per_old.sum() == cw.loc[cw["old_code"].notna(), "households"].sum()
+    cw.to_csv(tmp_path / "cw.csv", index=False)
+    back = pd.read_csv(tmp_path / "cw.csv")
+    assert back["households"].tolist() == cw["households"].tolist()
+    # plan_diff's result too
+    d = plan_diff(pd.Series({"a": "G1", "b": "G1", "c": "G2"}), pd.Series({"a": "X", "b": "Y",
+                                                                          "c": "Y"}))
+    assert pd.concat([d, d.copy()]).shape == (6, d.shape[1])
+    assert d.round(1).merge(d, left_index=True, right_index=True).shape[0] == 3
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), min_share=st.sampled_from([0.0, 0.01, 0.2]))
+def test_successors_and_predecessors_agree_with_the_labels(seed, min_share):
+    cw, old, new = _mixed_crosswalk(seed)
+    if min_share != cw.attrs["min_share"]:
+        cw = crosswalk(old, new, units=None, min_share=min_share)
+    ch = grid_changes(cw).set_index("code")
+    pred = grid_predecessors(cw).set_index("code")
+    assert list(ch.index) == old["code"].tolist()  # every old grid, in row order
+    assert sorted(pred.index) == sorted(new["code"])
+    # the two tables are the same relation seen from either side
+    forward = {(o, n) for o, ns in ch["successors"].items() for n in ns}
+    backward = {(o, n) for n, os_ in pred["predecessors"].items() for o in os_}
+    assert forward == backward
+    for code, row in ch.iterrows():
+        succ = row["successors"]
+        assert row["change"] == cw.loc[cw["old_code"] == code, "change"].iloc[0]
+        assert (row["change"] == "retired") == (succ == ())
+        assert (row["iou"] > 0) == (succ != ())
+        if row["change"] == "split":
+            assert len(succ) >= 2 and all(pred.loc[n, "predecessors"] == (code,) for n in succ)
+        if row["change"] == "merged":
+            assert len(succ) == 1 and len(pred.loc[succ[0], "predecessors"]) >= 2
+        if row["change"] in ("unchanged", "recoded"):
+            assert len(succ) == 1 and pred.loc[succ[0], "predecessors"] == (code,)
+            assert row["iou"] >= 0.99
+        if len(succ) > 1:  # largest share of the old grid first
+            pair = cw[cw["old_code"] == code].set_index("new_code")["area_share_old"]
+            shares = pair.loc[list(succ)].to_numpy()
+            assert (np.diff(shares) <= 0).all()
+
+
+def test_grid_changes_errors():
+    cw = crosswalk(boxes({"A": (0, 0, 100, 100)}), boxes({"B": (0, 0, 100, 100)}))
+    with pytest.raises(InputError, match=r"grid_changes needs a crosswalk .*\['area_m2'\]"):
+        grid_changes(cw.drop(columns="area_m2"))
+    with pytest.raises(InputError, match=r"grid_predecessors needs a crosswalk .*'change'"):
+        grid_predecessors(cw.drop(columns="change"))
+    with pytest.raises(InputError, match=r"min_share was 1\.5; expected a number from 0 to"):
+        grid_changes(cw, min_share=1.5)
