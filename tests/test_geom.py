@@ -95,3 +95,21 @@ def test_bad_tolerance(bad):
     g = gpd.GeoSeries([shapely.box(0, 0, 1, 1)], crs=METRIC)
     with pytest.raises(InputError, match="tolerance must be a finite number of metres"):
         adjacency(g, tolerance_m=bad)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), step=st.floats(3.0, 40.0))
+def test_a_coverage_segmentized_cell_by_cell_shares_all_its_inner_edges(seed, step):
+    # each cell's edges densified on its own: the two sides of an edge get vertices
+    # that differ in the last bits, as polygons cut or reprojected separately do
+    rng = np.random.default_rng(seed)
+    env = shapely.box(X0, Y0, X0 + 1000, Y0 + 1000)
+    pts = shapely.MultiPoint(rng.uniform(0, 1000, (40, 2)) + np.array([X0, Y0]))
+    cells = shapely.intersection(
+        shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=env)), env
+    )
+    cells = shapely.segmentize(cells, step)
+    a = shared_boundaries(cells)
+    inner = float(shapely.length(cells).sum()) - 4000.0  # each inner edge counted twice
+    assert a.sum() == pytest.approx(inner, rel=1e-9)
+    assert (a != a.T).nnz == 0
