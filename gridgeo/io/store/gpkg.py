@@ -32,9 +32,15 @@ import os
 import sqlite3
 import struct
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: the writers queue in SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 
 import geopandas as gpd
 import numpy as np
@@ -93,6 +99,31 @@ _SQL_TYPES = {
 }
 _CANONICAL_LEN = len("2025-01-01T00:00:00.000")
 _BULK_ROWS = 1000  # from this many rows, append fills the R-tree itself
+_CHECKPOINT_S = 1.0  # the live path's WAL checkpoint, in a thread of its own, this often
+
+
+def _checkpointer(path: Path, stop: threading.Event, interval: float) -> None:
+    """Checkpoint the WAL of ``path`` every ``interval`` s (PASSIVE) until ``stop`` is set.
+
+    The record path turns SQLite's auto-checkpoint off on its connections: run by
+    the commit that crosses 1000 WAL pages, it held that commit (and the group
+    queued behind it) for the time of the checkpoint's writes and fsync. A
+    PASSIVE checkpoint takes no write lock: writers go on appending to the WAL
+    meanwhile, and SQLite starts the WAL over once a checkpoint has caught up.
+    """
+    conn = None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        while not stop.wait(interval):
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as err:  # e.g. another process's checkpoint runs
+                log.debug("WAL checkpoint of '%s' skipped: %s", path, err)
+    except sqlite3.Error as err:
+        log.warning("no WAL checkpoints of '%s' from this process: %s", path, err)
+    finally:
+        if conn is not None:
+            conn.close()
 # a GeoPackage point blob: header (little-endian, no envelope), then little-endian WKB
 _BLOB = np.dtype(
     [("magic", "S4"), ("srid", "<i4"), ("order", "u1"), ("kind", "<u4"), ("x", "<f8"),
@@ -239,9 +270,15 @@ class GeoPackageStore(IncidentStore):
         self._fid = "fid"
         self._geom = "geom"
         self._rtree: str | None = None
-        # the record path's writers of this process queue here, woken at once, instead of
-        # in SQLite's busy handler (which sleeps 1, 2, 5, 10 … ms between tries)
-        self._record_lock = threading.Lock()
+        # the writers of this process queue here, and the processes on the flock of
+        # ``<path>-wlock``, woken at once, instead of in SQLite's busy handler (which
+        # sleeps 1, 2, 5, 10 … 100 ms between tries: with two server workers on a busy
+        # machine the busy handler's sleeps made most of the POSTs' p99)
+        self._write_lock = threading.Lock()
+        self._flock_fd: int | None = None
+        self._flock_pid = -1
+        self._checkpoint_stop: threading.Event | None = None
+        self._checkpoint_pid = -1
         self._group: GroupCommit | None = None
         self._group_pid = -1
         self._ensure_schema()
@@ -275,9 +312,47 @@ class GeoPackageStore(IncidentStore):
             self._conns.append(conn)
         return conn
 
+    def _flock(self) -> int | None:
+        """This process's descriptor of the lock file ``<path>-wlock`` (None without flock)."""
+        if fcntl is None:
+            return None
+        if self._flock_pid != os.getpid():  # a forked child opens its own (flock is per open)
+            try:
+                self._flock_fd = os.open(f"{self.path}-wlock", os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as err:
+                log.debug("no write lock file beside '%s' (%s): busy handler only", self.path, err)
+                self._flock_fd = None
+            self._flock_pid = os.getpid()
+        return self._flock_fd
+
+    @contextlib.contextmanager
+    def _writer(self) -> Iterator[None]:
+        """Be the only writer of this store among the threads and processes using it.
+
+        The threads of a process queue on a lock, the processes on ``flock`` of the
+        lock file ``<path>-wlock``: each waiter is woken as soon as the writer before
+        it is done. A writer that does not take it (another program) still meets the
+        busy timeout of ``BEGIN IMMEDIATE``.
+        """
+        with self._write_lock:
+            fd = self._flock()
+            if fd is None:
+                yield
+                return
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; the write lock is taken at once (BEGIN IMMEDIATE)."""
+        with self._writer(), self._transaction() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -300,6 +375,14 @@ class GeoPackageStore(IncidentStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
+        if self._checkpoint_stop is not None:
+            self._checkpoint_stop.set()
+            self._checkpoint_stop, self._checkpoint_pid = None, -1
+        with self._write_lock:
+            if self._flock_fd is not None and self._flock_pid == os.getpid():
+                with contextlib.suppress(OSError):
+                    os.close(self._flock_fd)
+            self._flock_fd, self._flock_pid = None, -1
 
     # -- schema -----------------------------------------------------------------------
     def _ensure_schema(self) -> None:
@@ -511,6 +594,9 @@ class GeoPackageStore(IncidentStore):
         marks = ", ".join("?" * (len(cols) + 3))
         sql = f'INSERT INTO "{TABLE}" ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING'
         with self._write() as conn:
+            if getattr(self._local, "no_autocheckpoint", None) is not conn:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # _checkpointer does it
+                self._local.no_autocheckpoint = conn
             top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
             now = _now()
             seqs = range(top + 1, top + 1 + n)
@@ -659,6 +745,12 @@ class GeoPackageStore(IncidentStore):
         IMMEDIATE`` (WAL, busy timeout); ``seq`` numbers the new rows after
         every committed one.
 
+        The writers of this process and of the others on the same file take turns
+        on a lock (``flock`` of ``<path>-wlock``), woken as soon as the previous
+        writer is done, not by SQLite's busy handler, which sleeps up to 100 ms a
+        try. The WAL is checkpointed every second by a thread of this process, not
+        by the commit that happens to fill 1000 pages.
+
         Durability: WAL with ``synchronous = NORMAL`` (set on every connection)
         writes the commit to the WAL file before it returns, without an fsync:
         a killed process (``kill -9`` of a worker or of the whole server) loses
@@ -671,6 +763,16 @@ class GeoPackageStore(IncidentStore):
         with self._lock:  # one queue per process (a forked child starts its own)
             if self._group is None or self._group_pid != os.getpid():
                 self._group, self._group_pid = GroupCommit(self._insert_records), os.getpid()
+            if self._checkpoint_pid != os.getpid():  # a forked child starts its own
+                stop = threading.Event()
+                threading.Thread(
+                    target=_checkpointer,
+                    args=(self.path, stop, _CHECKPOINT_S),
+                    name=f"gpkg-checkpoint {self.path.name}",
+                    daemon=True,
+                ).start()
+                weakref.finalize(self, stop.set)
+                self._checkpoint_stop, self._checkpoint_pid = stop, os.getpid()
             group = self._group
         return group.append(batch)
 
@@ -687,7 +789,7 @@ class GeoPackageStore(IncidentStore):
         ]
         new: list[str] = []
         now = _local_ms(dt.datetime.now(dt.timezone.utc))
-        with self._record_lock, self._write() as conn:
+        with self._write() as conn:
             top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
             try:
                 for row, vals in zip(batch, values):
