@@ -244,3 +244,59 @@ def test_a_live_index_follows_record_appends(store) -> None:
     assert live.index.n == fresh.n == 17
     assert sorted(live.index.key.tolist()) == sorted(fresh.key.tolist())
     assert sorted(live.index.grid.tolist()) == sorted(fresh.grid.tolist())
+
+
+def test_geopackage_writers_take_turns_on_the_lock_file(tmp_path) -> None:
+    """Another writer's flock of ``<path>-wlock`` holds a record write back, which goes on
+    as soon as it is released (not after a busy handler's sleep)."""
+    fcntl = pytest.importorskip("fcntl")
+    import os
+    import time
+
+    from gridgeo.io.store.gpkg import GeoPackageStore
+
+    path = tmp_path / "ws.gpkg"
+    with GeoPackageStore(path) as store:
+        fd = os.open(f"{path}-wlock", os.O_RDWR | os.O_CREAT)  # its own open: flock excludes
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            done = threading.Event()
+            writer = threading.Thread(
+                target=lambda: (store.append_records(records(2, prefix="L")), done.set())
+            )
+            writer.start()
+            assert not done.wait(0.3)  # waits for the lock file
+            released = time.perf_counter()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            assert done.wait(5)
+            assert time.perf_counter() - released < 0.5
+            writer.join()
+        finally:
+            os.close(fd)
+        assert store.count() == 2
+
+
+def test_geopackage_record_path_wal_is_checkpointed_by_a_thread(tmp_path) -> None:
+    """The record path's commits do not checkpoint the WAL (auto-checkpoint off); a thread
+    of the store does it within seconds, and stops when the store is closed."""
+    import time
+
+    from gridgeo.io.store.gpkg import GeoPackageStore
+
+    path = tmp_path / "ws.gpkg"
+    store = GeoPackageStore(path)
+    try:
+        store.append_records(records(50, prefix="W"))
+        assert store._conn().execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        size = path.stat().st_size
+        deadline = time.monotonic() + 5
+        while path.stat().st_size == size and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size > size  # the WAL's pages were copied into the file
+        threads = [t for t in threading.enumerate() if t.name.startswith("gpkg-checkpoint")]
+        assert threads
+    finally:
+        store.close()
+    for t in threads:
+        t.join(5)
+        assert not t.is_alive()

@@ -594,9 +594,6 @@ class GeoPackageStore(IncidentStore):
         marks = ", ".join("?" * (len(cols) + 3))
         sql = f'INSERT INTO "{TABLE}" ({names}) VALUES ({marks}) ON CONFLICT (id) DO NOTHING'
         with self._write() as conn:
-            if getattr(self._local, "no_autocheckpoint", None) is not conn:
-                conn.execute("PRAGMA wal_autocheckpoint = 0")  # _checkpointer does it
-                self._local.no_autocheckpoint = conn
             top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
             now = _now()
             seqs = range(top + 1, top + 1 + n)
@@ -790,6 +787,9 @@ class GeoPackageStore(IncidentStore):
         new: list[str] = []
         now = _local_ms(dt.datetime.now(dt.timezone.utc))
         with self._write() as conn:
+            if getattr(self._local, "no_autocheckpoint", None) is not conn:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # _checkpointer does it
+                self._local.no_autocheckpoint = conn
             top = conn.execute(f'SELECT COALESCE(MAX(seq), 0) FROM "{TABLE}"').fetchone()[0]
             try:
                 for row, vals in zip(batch, values):
