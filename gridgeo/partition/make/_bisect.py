@@ -525,36 +525,15 @@ def _bisect(adj, xy, h, p, cap_h, cap_p, rng, area, perim, block, k0, *, strict)
         while mask is None and kk <= len(idx):
             k1 = kk // 2
             k2 = kk - k1
-            mask = _sweep_cut(
-                sub,
-                pts,
-                hh,
-                pp,
-                k1,
-                k2,
-                cap_h,
-                cap_p,
-                rng,
+            sizes = (
                 None if area is None else area[idx],
                 None if perim is None else perim[idx],
                 None if block is None else block[idx],
-                tight=True,
             )
-            if mask is None:
-                mask = _sweep_cut(
-                    sub,
-                    pts,
-                    hh,
-                    pp,
-                    k1,
-                    k2,
-                    cap_h,
-                    cap_p,
-                    rng,
-                    None if area is None else area[idx],
-                    None if perim is None else perim[idx],
-                    None if block is None else block[idx],
-                )
+            for tight in (True, False):  # half the slack on each side first, then any
+                mask = _sweep_cut(sub, pts, hh, pp, k1, k2, cap_h, cap_p, rng, *sizes, tight=tight)
+                if mask is not None:
+                    break
             if mask is None:
                 mask = _grow_cut(sub, pts, hh, pp, k1, k2, cap_h, cap_p, rng)
             if mask is None:
