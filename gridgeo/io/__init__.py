@@ -1,17 +1,19 @@
 """Reading and writing gridgeo workspaces (one GeoPackage per territory)."""
 
 from gridgeo.io.conform import conform
-from gridgeo.io.read import read_layer
-from gridgeo.io.store import IncidentStore, open_store
-from gridgeo.io.workspace import (
-    SCHEMA,
+from gridgeo.io.plans import (
     adopt_plan,
     plan_in_force,
     read_plan,
     read_plans,
-    read_workspace,
     refresh_grids,
     save_plan,
+)
+from gridgeo.io.read import read_layer
+from gridgeo.io.store import IncidentStore, open_store
+from gridgeo.io.workspace import (
+    SCHEMA,
+    read_workspace,
     validate_workspace,
     write_workspace,
 )
