@@ -222,15 +222,17 @@ def live_server(
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
+        warm = 0  # measured warm, as a service runs: every worker has loaded its kernels
+        while warm < 5 * workers:  # consecutive answers, each on a new connection
             try:
-                if requests.get(url + "/healthz", timeout=2).ok:
-                    break
+                r = requests.get(url + "/healthz", timeout=2)
+                warm = warm + 1 if r.ok and r.json().get("warm") else 0
             except requests.ConnectionError:
-                pass
+                warm = 0
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"gridgeo serve did not start: {' '.join(cmd)}")
-            time.sleep(0.3)
+                raise SystemExit(f"gridgeo serve did not start (and warm up): {' '.join(cmd)}")
+            if not warm:
+                time.sleep(0.3)
         yield url, proc.pid
     finally:
         if proc.poll() is None:

@@ -308,7 +308,9 @@ def _service_routes(app: Flask, ctx: Any) -> None:
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return json_response({"status": "ok"})
+        # ``warm``: this worker has loaded its lookup kernels (it answers before, only
+        # slower): a load balancer's readiness check, and what a benchmark waits for
+        return json_response({"status": "ok", "warm": ctx.warm})
 
     @app.get("/api")
     def api() -> Response:
@@ -353,6 +355,8 @@ def warm_up(app: Flask) -> float:
     >>> warm_up(create_app(ServiceConfig(), layers={"grids": grids})) >= 0
     True
     """
-    took = float(app.extensions["gridgeo"].locator.warm_up())
+    ctx = app.extensions["gridgeo"]
+    took = float(ctx.locator.warm_up())
+    ctx.warm = True
     log.info("lookup kernels loaded in %.2f s", took)
     return took

@@ -28,7 +28,7 @@ def openapi(ctx: ServiceContext, base: str) -> dict[str, Any]:
         },
         "/healthz": {
             "get": {
-                "summary": "Liveness",
+                "summary": "Liveness; ``warm`` says this worker has loaded its lookup kernels",
                 "operationId": "healthz",
                 "responses": {"200": {"description": "ok", "content": JSON}},
             }

@@ -49,6 +49,8 @@ class ServiceContext:
     store: Any = None
     plans: Any = None  # gridgeo.serve.plans.PlanService: plan versions of a workspace file
     conformance: list[str] = field(default_factory=list)
+    #: the lookup kernels are loaded in this process (set by :func:`~gridgeo.serve.app.warm_up`)
+    warm: bool = False
 
 
 class BadParameter(GridGeoError):
