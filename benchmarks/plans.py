@@ -201,8 +201,8 @@ def kept(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, codes: set[str], crs: Any
 
 def unit_share(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, ids_old, ids_new, keep) -> str:
     """Share of buildings (of communities kept) that lie in a grid of the same code."""
-    a = pd.Series(old.attrs["unit_grid"].to_numpy(), index=ids_old)
-    b = pd.Series(new.attrs["unit_grid"].to_numpy(), index=ids_new)
+    a = pd.Series(old.attrs["unit_grid"], index=ids_old)
+    b = pd.Series(new.attrs["unit_grid"], index=ids_new)
     ids = a.index[keep(a)].intersection(b.index)
     same = int((a.loc[ids].astype(str) == b.loc[ids].astype(str)).sum())
     return f"{same:,} / {len(ids):,}"

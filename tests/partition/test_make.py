@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import geopandas as gpd
@@ -56,8 +57,9 @@ def assert_guarantees(grids: gpd.GeoDataFrame, t: dict, rules=RULES) -> None:
         assert (mine.loc[over, "oversize"] & (mine.loc[over, "n_units"] == 1)).all()
         assert not mine.loc[~over, "oversize"].any()
     # every unit in exactly one grid, totals preserved
-    unit_grid = grids.attrs["unit_grid"]
-    assert unit_grid.notna().all() and unit_grid.index.equals(units.index)
+    assert len(grids.attrs["unit_grid"]) == len(units)
+    unit_grid = pd.Series(grids.attrs["unit_grid"], index=units.index)
+    assert unit_grid.notna().all()
     assert grids["households"].sum() == units["households"].sum()
     assert grids["population"].sum() == units["population"].sum()
     counts = unit_grid.value_counts()
@@ -149,7 +151,7 @@ def test_blocks_are_detected_or_forced_and_grids_are_unions_of_blocks() -> None:
     # else it holds is land no block covers (cells clipped away at community borders)
     blocks = (
         t["units"]
-        .geometry.groupby(auto.attrs["unit_grid"].to_numpy())
+        .geometry.groupby(np.asarray(auto.attrs["unit_grid"]))
         .agg(lambda g: shapely.union_all(g.to_numpy()))
     )
     g = auto.set_index("code").geometry
@@ -202,7 +204,7 @@ def test_demo_county_at_six_times_scale_is_clean() -> None:
     report = check_grids(grids, within=comms, units=units, rules=rules)
     assert report.ok, report.problems
     g = grids.set_index("code").geometry
-    unit_grid = grids.attrs["unit_grid"]
+    unit_grid = pd.Series(grids.attrs["unit_grid"], index=units.index)
     assert g.reindex(unit_grid.to_numpy()).covers(units.geometry, align=False).all()
     assert len(grids) <= 1.08 * grids.attrs["lower_bound"]
 
@@ -212,6 +214,26 @@ def test_deterministic_for_a_seed() -> None:
     a = make_grids(t["units"], within=t["communities"], rules=RULES, barriers=t["streets"], seed=5)
     b = make_grids(t["units"], within=t["communities"], rules=RULES, barriers=t["streets"], seed=5)
     assert_geodataframe_equal(a, b)
+
+
+@pytest.mark.parametrize("index", ["range", "labels"])
+def test_output_round_trips_through_parquet_with_its_attrs(tmp_path, index) -> None:
+    """to_parquet stores attrs as JSON: every attrs value must be JSON, and survive the trip."""
+    t = make_territory(5, n_units=60)
+    units = t["units"]
+    if index == "labels":  # a unit index that is not 0..n-1, nor ints
+        units = units.set_axis([f"b{i:03d}" for i in range(len(units))][::-1])
+    grids = make_grids(units, within=t["communities"], rules=RULES, seed=5)
+    json.dumps(grids.attrs)  # to_parquet writes attrs with json.dumps
+    path = tmp_path / "grids.parquet"
+    grids.to_parquet(path)
+    back = gpd.read_parquet(path)
+    assert_geodataframe_equal(back, grids)
+    assert back.attrs == grids.attrs
+    # each unit's grid, in the order of the rows of units, as the docstring says
+    unit_grid = pd.Series(back.attrs["unit_grid"], index=units.index)
+    g = grids.set_index("code").geometry
+    assert g.reindex(unit_grid.to_numpy()).buffer(0.01).covers(units.geometry, align=False).all()
 
 
 def test_empty_community_is_one_grid() -> None:

@@ -6,6 +6,7 @@ import warnings
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from territory_gen import make_territory
@@ -57,7 +58,7 @@ def test_invalid_footprints_are_repaired_listed_and_warned_once(footprints) -> N
     assert grids["households"].sum() == units["households"].sum()
     assert grids["population"].sum() == units["population"].sum()
     assert grids["n_units"].sum() == len(units)
-    unit_grid = grids.attrs["unit_grid"]
+    unit_grid = pd.Series(grids.attrs["unit_grid"], index=units.index)
     for i in (3, 7):
         grid = grids.set_index("code").geometry[unit_grid[i]]
         assert grid.covers(shapely.make_valid(units.geometry[i]).point_on_surface())
@@ -66,6 +67,18 @@ def test_invalid_footprints_are_repaired_listed_and_warned_once(footprints) -> N
     # a repaired footprint keeps its area (both lobes of the bow-tie, the ring minus its hole)
     fixed = shapely.make_valid(units.geometry[[3, 7]].to_numpy())
     assert np.allclose(shapely.area(fixed), [2 * 4.0**2, 8.0**2 - 4.0 * 4.0 / 2])
+
+
+def test_repaired_labels_are_json_whatever_the_index(footprints, tmp_path) -> None:
+    """Labels that JSON lacks (timestamps here) are listed as their str, so to_parquet works."""
+    t, units = footprints
+    stamps = pd.date_range("2025-01-01", periods=len(units), freq="D")
+    units = units.set_axis(stamps)
+    with pytest.warns(RepairWarning, match="repaired 2 invalid geometries"):
+        grids = make_grids(units, within=t["communities"], max_households=300, seed=1)
+    assert grids.attrs["repaired"] == [str(stamps[3]), str(stamps[7])]
+    grids.to_parquet(tmp_path / "grids.parquet")
+    assert gpd.read_parquet(tmp_path / "grids.parquet").attrs == grids.attrs
 
 
 def test_valid_footprints_give_no_warning_and_an_empty_list(footprints) -> None:

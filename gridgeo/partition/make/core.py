@@ -273,13 +273,17 @@ def make_grids(
         ``households``, ``population``, ``n_units``, ``oversize``,
         ``multipart``, ``area_km2``, ``compactness`` (Polsby–Popper) and the
         geometry, in the CRS of ``within``. ``attrs["lower_bound"]`` is
-        Σ max(⌈H/C_h⌉, ⌈P/C_p⌉) over communities; ``attrs["unit_grid"]`` maps
-        each unit (by the index of ``units``) to its grid code. With
-        ``previous``, ``attrs["retired_codes"]`` lists the used codes the new
-        grids do not hold (see :meth:`Plan.from_grids
+        Σ max(⌈H/C_h⌉, ⌈P/C_p⌉) over communities; ``attrs["unit_grid"]`` lists
+        the grid code of each unit, in the order of the rows of ``units``
+        (``pd.Series(grids.attrs["unit_grid"], index=units.index)`` labels it
+        by unit). With ``previous``, ``attrs["retired_codes"]`` lists the used
+        codes the new grids do not hold (see :meth:`Plan.from_grids
         <gridgeo.partition.plan.Plan.from_grids>`) and ``attrs["kept_codes"]``
         the codes kept. ``attrs["repaired"]`` lists the index labels of the
-        units whose invalid geometries were repaired (empty when none).
+        units whose invalid geometries were repaired (empty when none; a label
+        that is not a str, int, float or bool is given as its str). Every
+        ``attrs`` value is plain JSON, so that ``to_parquet`` (which stores
+        ``attrs`` as JSON) and ordinary pandas operations work on the grids.
 
     Raises
     ------
@@ -450,7 +454,7 @@ def make_grids(
             records.append(g)
 
     out = _frame(records, units, h_all, p_all, crs, within.crs, lower)
-    out.attrs["repaired"] = repaired
+    out.attrs["repaired"] = [_json_label(i) for i in repaired]
     if past is not None:
         codes = set(out["code"])
         out.attrs["retired_codes"] = sorted(past.used - codes)
@@ -707,9 +711,18 @@ def _frame(records, units, h_all, p_all, crs, out_crs, lower) -> gpd.GeoDataFram
     gdf = gdf[[*_OUT_COLUMNS, "geometry"]]
     out = gdf.to_crs(out_crs)
     out.attrs["lower_bound"] = int(lower)
-    out.attrs["unit_grid"] = pd.Series(grid_of, index=units.index, dtype="string")
+    # plain JSON, in the rows' order: to_parquet stores attrs with json.dumps (a Series
+    # there made it fail), and pandas copies attrs in its operations
+    out.attrs["unit_grid"] = [None if c is None else str(c) for c in grid_of]
     log.info("made %d grids (lower bound %d)", len(out), lower)
     return out
+
+
+def _json_label(label: Any) -> Any:
+    """An index label as JSON: str, int, float and bool as they are, anything else as str."""
+    if isinstance(label, np.generic):
+        label = label.item()
+    return label if isinstance(label, (str, int, float, bool)) else str(label)
 
 
 def _maybe_int(s: pd.Series) -> pd.Series:
