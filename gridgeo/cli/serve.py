@@ -99,6 +99,8 @@ class _AcceptBoard:
     (None, None)
     >>> board.may_accept(a, 3, now=10.1), board.may_accept(b, 1, now=10.1)
     (False, True)
+    >>> board.may_accept(a, 2, now=10.1), board.may_accept(a, 1, now=10.1)  # one more: no
+    (False, True)
     >>> board.may_accept(a, 3, now=13.0)  # b has not turned for 3 s: not counted
     True
     >>> board.release(b); board.may_accept(a, 3, now=10.1)
@@ -130,13 +132,15 @@ class _AcceptBoard:
         self._v[2 * slot + 1] = now
 
     def may_accept(self, slot: int, connections: int, *, now: float) -> bool:
-        """Whether the worker of ``slot`` should accept: it holds at most one connection
-        more than the least loaded live worker."""
-        v, least = self._v, connections
+        """Whether the worker of ``slot`` should accept: no live worker holds fewer
+        connections. (Allowing one more than the least let whichever worker won the
+        race take a burst's connections 5/3; a GIL-bound worker with 5 clients answers
+        them later than two with 4 each.) The least loaded worker always accepts."""
+        v = self._v
         for i in range(self.slots):
-            if i != slot and now - v[2 * i + 1] < self.stale and v[2 * i] < least:
-                least = v[2 * i]
-        return connections <= least + 1
+            if i != slot and now - v[2 * i + 1] < self.stale and v[2 * i] < connections:
+                return False
+        return True
 
 
 @dataclass(frozen=True)
