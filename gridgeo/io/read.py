@@ -50,6 +50,7 @@ COLUMN_ALIASES: dict[str, str] = {
     "人数": "population",
     "城乡类型": "type",
     "类型": "type",
+    "Name": "name",  # a KML placemark's name
 }
 
 #: Chinese values of the ``type`` column → workspace values.
@@ -61,6 +62,23 @@ TYPE_VALUES: dict[str, str] = {
     "乡村": "rural",
     "村": "rural",
 }
+
+#: Fields GDAL's KML drivers give every placemark, with the value each has when the file
+#: does not set it: dropped when no row sets it (a web map's drawing carries none of them).
+_KML_FIELDS: dict[str, tuple[Any, ...]] = {
+    "description": ("",),
+    "timestamp": (),
+    "begin": (),
+    "end": (),
+    "altitudeMode": ("",),
+    "tessellate": (-1,),
+    "extrude": (0,),
+    "visibility": (-1,),
+    "drawOrder": (),
+    "icon": ("",),
+    "snippet": ("",),
+}
+_KML_SUFFIXES = (".kml", ".kmz")
 
 _X_NAMES = ("lng", "lon", "long", "longitude", "x", "经度", "东经")
 _Y_NAMES = ("lat", "latitude", "y", "纬度", "北纬")
@@ -320,8 +338,10 @@ def _to_cgcs2000(
         src = normalize_crs(file_crs)
         report.append(f"crs: {crs_name(src)} from the file")
     geographic = isinstance(src, str) or src.is_geographic
-    if geographic and xy.size and not (
-        np.all(np.abs(xy[:, 0]) <= 180) and np.all(np.abs(xy[:, 1]) <= 90)
+    if (
+        geographic
+        and xy.size
+        and not (np.all(np.abs(xy[:, 0]) <= 180) and np.all(np.abs(xy[:, 1]) <= 90))
     ):
         raise CRSError(
             f"{where}: coordinates are not lon/lat, so {crs_name(src)} cannot be right; "
@@ -468,7 +488,21 @@ def _read_vector(
         raise InputError(f"cannot read {where}: {err}") from err
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise InputError(f"{where} has no geometry; for a table give coordinate columns")
+    if path.lower().endswith(_KML_SUFFIXES):
+        gdf = _drop_unset_kml_fields(gdf, report)
     return gdf
+
+
+def _drop_unset_kml_fields(gdf: gpd.GeoDataFrame, report: list[str]) -> gpd.GeoDataFrame:
+    """Drop the KML drivers' standard placemark fields that no row of the file sets."""
+    unset = [
+        col
+        for col, defaults in _KML_FIELDS.items()
+        if col in gdf.columns and bool((gdf[col].isna() | gdf[col].isin(defaults)).all())
+    ]
+    if unset:
+        report.append(f"columns: KML placemark fields that no row sets, dropped: {unset}")
+    return gdf.drop(columns=unset)
 
 
 # --------------------------------------------------------------------------- columns
@@ -489,7 +523,9 @@ def _map_columns(
         rename[src] = dst
         report.append(f"column: {src!r} → {dst!r} as passed")
     taken = set(rename.values()) | {c for c in cols if c not in rename}
-    for col in cols:
+    rank = {alias: i for i, alias in enumerate(COLUMN_ALIASES)}
+    # in the order of COLUMN_ALIASES, so that e.g. 社区名称 wins 'name' over a KML's Name
+    for col in sorted(cols, key=lambda c: rank.get(c.strip(), len(rank))):
         if col in rename:
             continue
         key = col.strip()

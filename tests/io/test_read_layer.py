@@ -319,6 +319,37 @@ def test_kml_in_bd09(tmp_path: Path) -> None:
     assert np.all(shift > 100)
 
 
+def test_kml_placemark_fields_that_no_row_sets_are_dropped(tmp_path: Path) -> None:
+    """GDAL gives every placemark description/timestamp/…/icon fields; a web map's drawing
+    sets none of them. Those are dropped (and reported); a field a row sets is kept."""
+    path = tmp_path / "警务区.kml"
+    rings = ["114.90,25.30 114.91,25.30 114.91,25.31 114.90,25.30",
+             "114.91,25.30 114.92,25.30 114.92,25.31 114.91,25.30"]  # fmt: skip
+    marks = "".join(
+        f"<Placemark><name>第{i + 1}警务区</name>"
+        + ("<description>夜间巡逻</description>" if i == 1 else "")
+        + "<ExtendedData><Data name='beat_code'><value>JW00"
+        + f"{i + 1}</value></Data></ExtendedData><Polygon><outerBoundaryIs><LinearRing>"
+        + f"<coordinates>{ring}</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>"
+        for i, ring in enumerate(rings)
+    )
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+        f"<Document>{marks}</Document></kml>",
+        encoding="utf-8",
+    )
+    got = read_layer(path)
+    assert got["name"].tolist() == ["第1警务区", "第2警务区"]
+    assert got["description"].tolist()[1] == "夜间巡逻"  # set by a row: kept
+    for field in ("timestamp", "begin", "end", "altitudeMode", "tessellate", "extrude",
+                  "visibility", "drawOrder", "icon"):  # fmt: skip
+        assert field not in got.columns
+    assert set(got.columns) <= {"id", "name", "description", "beat_code", "geometry"}
+    assert got["beat_code"].tolist() == ["JW001", "JW002"]
+    assert _has(got.attrs["read_report"], "KML placemark fields that no row sets, dropped")
+    assert _has(got.attrs["read_report"], "column: 'Name' → 'name'")
+
+
 def test_geojson_in_gcj02(tmp_path: Path) -> None:
     truth = _truth_polygons()
 
@@ -379,9 +410,7 @@ def test_unknown_crs(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- hypothesis
 
-_china = st.tuples(
-    st.floats(73.6, 134.4, allow_nan=False), st.floats(18.0, 53.0, allow_nan=False)
-)
+_china = st.tuples(st.floats(73.6, 134.4, allow_nan=False), st.floats(18.0, 53.0, allow_nan=False))
 
 
 def _zone_of(lon: float) -> int:
