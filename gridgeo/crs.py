@@ -8,10 +8,12 @@ order: pyproj transformers here are always built with ``always_xy=True``.
   differ by a few centimetres), so converting between them is the identity.
 * ``"gcj02"`` (Amap, Tencent, most phones in China) and ``"bd09"`` (Baidu) are
   obfuscated datums that PROJ does not know. The forward transforms are the
-  widely published formulas; the inverses iterate the forward transform to a
-  fixed point, exact to well under 1 mm (the one-step inverse is off by up
-  to ~4.5 m). Each point iterates on its own, so a point converts to the same
-  bits alone as in any batch. Batches run as compiled kernels
+  widely published formulas. The inverses are exact to well under 1 mm (the
+  one-step inverse is off by up to ~4.5 m): GCJ-02's takes two Newton steps
+  with the offset's analytic Jacobian, vouched for by an a-posteriori error
+  bound, and BD-09's (and GCJ-02's where that bound fails) iterates the forward
+  transform to a fixed point. Each point converts on its own, so it gets the
+  same bits alone as in any batch. Batches run as compiled kernels
   (``gridgeo._crs_kernels``, numba, imported on first use: ``import
   gridgeo.crs`` does not load numba).
 * Any other CRS pyproj knows (``"EPSG:4547"``, a WKT string, a
@@ -99,6 +101,27 @@ _CONTRACTION_BD = 0.05
 _INVERSE_TOL_GCJ = _INVERSE_MAX_ERR_DEG * (1.0 - _CONTRACTION_GCJ) / _CONTRACTION_GCJ
 _INVERSE_TOL_BD = _INVERSE_MAX_ERR_DEG * (1.0 - _CONTRACTION_BD) / _CONTRACTION_BD
 _INVERSE_MAX_ITER = 40
+#: GCJ-02's inverse takes two Newton steps (:func:`_gcj_newton_1`). Within this many degrees
+#: of 105°E the offset's ``sqrt(|lon - 105|)`` terms have an unbounded derivative: it is left
+#: out of the Jacobian there, and a point whose error ball reaches the strip is sent to the
+#: fixed-point loop.
+_NEWTON_X0 = 1e-3
+#: Bound on the offset's second derivative (max norm: the largest over both components of
+#: the sum of the absolute second partial derivatives, in 1/degree): twice the largest
+#: measured over China's box and 0.55° around it (any Newton iterate and preimage of a point
+#: within the 0.5° margin lie there), outside the strip above: 0.0835, at 113.4°E, 56.4°N, on
+#: a 0.002° x 0.01° grid plus a 1e-5° grid along the strip (where it is at most 0.066).
+#: ``tests/test_crs_kernels.py`` re-measures it; the same scan gives 0.0076 for the
+#: contraction, under half of :data:`_CONTRACTION_GCJ`.
+_SECOND_DERIV_GCJ = 0.17
+#: After the second evaluation, at the first Newton iterate w1 with residual r = f(w1) - g:
+#: the preimage is within |r|/(1-L) of w1 (L = :data:`_CONTRACTION_GCJ`), and the second
+#: step leaves an error at most M/2 · (|r|/(1-L))² / (1-L) (Taylor with M =
+#: :data:`_SECOND_DERIV_GCJ`; the Jacobian's inverse is at most 1/(1-L)). That is at most
+#: :data:`_INVERSE_MAX_ERR_DEG` when |r| is at most this.
+_NEWTON_MAX_RESIDUAL = math.sqrt(
+    _INVERSE_MAX_ERR_DEG * 2.0 * (1.0 - _CONTRACTION_GCJ) ** 3 / _SECOND_DERIV_GCJ
+)
 
 Coords = tuple[NDArray[np.float64], NDArray[np.float64]]
 
@@ -175,12 +198,16 @@ def crs_name(crs: Any) -> str:
     return f"EPSG:{epsg}" if epsg else norm.name
 
 
-def _as_xy(x: ArrayLike, y: ArrayLike) -> Coords:
+def _as_xy(x: ArrayLike, y: ArrayLike, *, copy: bool = True) -> Coords:
+    """float64 arrays, at least 1-d; copies unless ``copy=False`` (then they may be the
+    caller's arrays: only for reading)."""
     xa = np.asarray(x, dtype=np.float64)
     ya = np.asarray(y, dtype=np.float64)
     if xa.shape != ya.shape:
         raise InputError(f"x and y have different shapes: {xa.shape} and {ya.shape}")
-    return np.atleast_1d(xa).copy(), np.atleast_1d(ya).copy()
+    if copy:
+        return np.atleast_1d(xa).copy(), np.atleast_1d(ya).copy()
+    return np.atleast_1d(xa), np.atleast_1d(ya)
 
 
 def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
@@ -191,7 +218,7 @@ def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
     >>> in_china([116.4, -0.1], [39.9, 51.5]).tolist()
     [True, False]
     """
-    lo, la = _as_xy(lon, lat)
+    lo, la = _as_xy(lon, lat, copy=False)
     x0, y0, x1, y1 = CHINA_BOX
     return (lo >= x0) & (lo <= x1) & (la >= y0) & (la <= y1)
 
@@ -206,13 +233,28 @@ def in_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
 # The published GCJ-02 offset evaluates twelve sines. Here the angles are multiples of two
 # base angles (x·π/60 and y·π/180, with x = lon - 105, y = lat - 35), so two ``sincos`` and a
 # chain of complex multiplications give them all; the rounding this adds is ~1e-13 of the
-# offset (well below a micrometre).
+# offset (well below a micrometre). GCJ-02's Newton inverse takes those two ``sincos`` from
+# Taylor polynomials (:func:`_sincos_1`) instead of libm, so that its compiled loop vectorises;
+# plain Python evaluates the same polynomials.
 
 _PI = math.pi
 _COS35 = math.cos(35.0 * _PI / 180.0)
 _SIN35 = math.sin(35.0 * _PI / 180.0)
 _LAT_SCALE = 180.0 / (_A * (1.0 - _EE) * _PI)
 _LON_SCALE = 180.0 / (_A * _PI)
+_DP_SCALE = _LON_SCALE * _PI / 180.0
+_DQ_SCALE = _LAT_SCALE * _PI / 180.0
+# k·(2/3)·amplitude·(angle per degree) of each sine in the offset, for its derivative
+_D_COMMON_360 = _PI * 80.0  # (2/3)·20·360·π/60
+_D_COMMON_120 = _PI * 80.0 / 3.0
+_D_60 = _PI * 40.0 / 3.0
+_D_20 = _PI * 80.0 / 9.0
+_D_5 = _PI * 25.0 / 3.0
+_D_2 = _PI * 20.0 / 3.0
+_D_180 = _PI * 40.0 / 3.0  # (2/3)·20·180·π/180
+_D_60B = _PI * 80.0 / 9.0
+_D_15 = _PI * 80.0 / 9.0
+_D_6 = _PI * 64.0 / 9.0
 #: Points this far (degrees) outside :data:`CHINA_BOX` have no preimage inside it.
 _INVERSE_MARGIN_DEG = 0.5
 #: Batches up to this size run in plain Python while the compiled kernels are not loaded.
@@ -225,12 +267,17 @@ def _inside(lon: float, lat: float) -> bool:
 
 def _gcj_shift_1(
     lon: float, lat: float, ca1: float, sa1: float, cb1: float, sb1: float
-) -> tuple[float, float]:
-    """The GCJ-02 offset at ``(lon, lat)``, given ``ca1 + i·sa1 = e^(i·xπ/60)`` and
-    ``cb1 + i·sb1 = e^(i·yπ/180)`` (x = lon - 105, y = lat - 35).
+) -> tuple[float, float, float, float, float, float]:
+    """The GCJ-02 offset at ``(lon, lat)`` and its Jacobian, given ``ca1 + i·sa1 =
+    e^(i·xπ/60)`` and ``cb1 + i·sb1 = e^(i·yπ/180)`` (x = lon - 105, y = lat - 35).
 
-    ``sNN`` is ``sin(NN·base)``; products of unit complex numbers, written out in floats
-    (numba's complex product calls a helper per multiplication).
+    Returns ``(dlon, dlat, dlon/dlon, dlon/dlat, dlat/dlon, dlat/dlat)`` in degrees and degrees
+    per degree. ``sNN``/``cNN`` are ``sin``/``cos`` of ``NN·base``: products of unit complex
+    numbers, written out in floats (numba's complex product calls a helper per
+    multiplication), so every ``sin`` comes with the ``cos`` its derivative needs. The
+    derivative of the ``sqrt(|x|)`` terms is left out within :data:`_NEWTON_X0` of 105°E,
+    where it is unbounded (:func:`_gcj_newton_1` sends those points to the fixed-point loop).
+    The forward transform ignores the Jacobian (the compiled kernels drop it as dead code).
     """
     x = lon - 105.0
     y = lat - 35.0
@@ -243,7 +290,7 @@ def _gcj_shift_1(
     ca60, sa60 = ca40 * ca20 - sa40 * sa20, sa40 * ca20 + ca40 * sa20
     ca120, sa120 = ca60 * ca60 - sa60 * sa60, sa60 * ca60 + ca60 * sa60
     ca240, sa240 = ca120 * ca120 - sa120 * sa120, sa120 * ca120 + ca120 * sa120
-    _, sa360 = ca240 * ca120 - sa240 * sa120, sa240 * ca120 + ca240 * sa120
+    ca360, sa360 = ca240 * ca120 - sa240 * sa120, sa240 * ca120 + ca240 * sa120
     cb2, sb2 = cb1 * cb1 - sb1 * sb1, sb1 * cb1 + cb1 * sb1
     cb3, sb3 = cb2 * cb1 - sb2 * sb1, sb2 * cb1 + cb2 * sb1
     cb6, sb6 = cb3 * cb3 - sb3 * sb3, sb3 * cb3 + cb3 * sb3
@@ -252,10 +299,11 @@ def _gcj_shift_1(
     cb30, sb30 = cb15 * cb15 - sb15 * sb15, sb15 * cb15 + cb15 * sb15
     cb60, sb60 = cb30 * cb30 - sb30 * sb30, sb30 * cb30 + cb30 * sb30
     cb120, sb120 = cb60 * cb60 - sb60 * sb60, sb60 * cb60 + cb60 * sb60
-    _, sb180 = cb120 * cb60 - sb120 * sb60, sb120 * cb60 + cb120 * sb60
+    cb180, sb180 = cb120 * cb60 - sb120 * sb60, sb120 * cb60 + cb120 * sb60
     cos_rad = cb1 * _COS35 - sb1 * _SIN35  # e^(i·lat·π/180)
     sin_rad = sb1 * _COS35 + cb1 * _SIN35
-    sqrt_abs_x = math.sqrt(abs(x))
+    abs_x = abs(x)
+    sqrt_abs_x = math.sqrt(abs_x)
     # sin(6xπ), sin(2xπ), sin(xπ), sin(xπ/3), sin(xπ/12), sin(xπ/30): sa360 … sa2
     common = (20.0 * sa360 + 20.0 * sa120) * 2.0 / 3.0
     dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x
@@ -268,9 +316,34 @@ def _gcj_shift_1(
     dlon += (150.0 * sa5 + 300.0 * sa2) * 2.0 / 3.0
     magic = 1.0 - _EE * sin_rad * sin_rad
     sqrt_magic = math.sqrt(magic)
-    # metres-ish to degrees along the meridian and the parallel (the published formulas,
-    # with their constant factors folded)
-    return dlon * sqrt_magic / cos_rad * _LON_SCALE, dlat * (magic * sqrt_magic) * _LAT_SCALE
+    # the derivatives of dlon and dlat (metres-ish per degree): d sin(k·a)/dx = k·π/60·cos(k·a)
+    # and d sin(k·b)/dy = k·π/180·cos(k·b); the tiny added 1e-300 keeps the division defined
+    # (and the same bits) in plain Python at x = 0, where the term is left out anyway
+    dsqrt = math.copysign(0.05, x) / (sqrt_abs_x + 1e-300)
+    dsqrt = dsqrt if abs_x >= _NEWTON_X0 else 0.0
+    dcommon = _D_COMMON_360 * ca360 + _D_COMMON_120 * ca120
+    dlon_x = 1.0 + 0.2 * x + 0.1 * y + dsqrt + dcommon
+    dlon_x += _D_60 * ca60 + _D_20 * ca20
+    dlon_x += _D_5 * ca5 + _D_2 * ca2
+    dlon_y = 2.0 + 0.1 * x
+    dlat_x = 2.0 + 0.1 * y + 2.0 * dsqrt + dcommon
+    dlat_y = 3.0 + 0.4 * y + 0.1 * x
+    dlat_y += _D_180 * cb180 + _D_60B * cb60
+    dlat_y += _D_15 * cb15 + _D_6 * cb6
+    # metres-ish to degrees along the parallel (p) and the meridian (q): the published
+    # formulas, with their constant factors folded; dp, dq their derivatives by latitude
+    p = sqrt_magic / cos_rad * _LON_SCALE
+    q = magic * sqrt_magic * _LAT_SCALE
+    dp = (sqrt_magic * sin_rad / (cos_rad * cos_rad) - _EE * sin_rad / sqrt_magic) * _DP_SCALE
+    dq = -3.0 * _EE * sin_rad * cos_rad * sqrt_magic * _DQ_SCALE
+    return (
+        dlon * sqrt_magic / cos_rad * _LON_SCALE,
+        dlat * (magic * sqrt_magic) * _LAT_SCALE,
+        dlon_x * p,
+        dlon_y * p + dlon * dp,
+        dlat_x * q,
+        dlat_y * q + dlat * dq,
+    )
 
 
 def _base_1(lon: float, lat: float) -> tuple[float, float, float, float]:
@@ -292,7 +365,7 @@ def _turn_1(c: float, s: float, d: float) -> tuple[float, float]:
 def _gcj_forward_1(lon: float, lat: float) -> tuple[float, float]:
     """WGS84 -> GCJ-02 for one point, applied everywhere (callers check the box)."""
     ca, sa, cb, sb = _base_1(lon, lat)
-    dlon, dlat = _gcj_shift_1(lon, lat, ca, sa, cb, sb)
+    dlon, dlat, _, _, _, _ = _gcj_shift_1(lon, lat, ca, sa, cb, sb)
     return lon + dlon, lat + dlat
 
 
@@ -324,33 +397,129 @@ def _forward_py(lon: NDArray[np.float64], lat: NDArray[np.float64], bd: bool) ->
     return ox, oy
 
 
+def _sincos_1(t: float) -> tuple[float, float]:
+    """``cos(t), sin(t)`` for |t| <= 1.8 (error <= 4e-16) by their Taylor polynomials.
+
+    Plain arithmetic, unlike libm's ``sin``/``cos``, so that a compiled loop over points
+    vectorises. The GCJ-02 base angles stay within 1.77 rad wherever the inverse is taken
+    (China's box and half a degree around it).
+    """
+    u = t * t
+    s = _S21 * u + _S19
+    s = s * u + _S17
+    s = s * u + _S15
+    s = s * u + _S13
+    s = s * u + _S11
+    s = s * u + _S9
+    s = s * u + _S7
+    s = s * u + _S5
+    s = s * u + _S3
+    c = _C22 * u + _C20
+    c = c * u + _C18
+    c = c * u + _C16
+    c = c * u + _C14
+    c = c * u + _C12
+    c = c * u + _C10
+    c = c * u + _C8
+    c = c * u + _C6
+    c = c * u + _C4
+    c = c * u + _C2
+    return 1.0 + u * c, t + t * u * s
+
+
+# Taylor coefficients of sin (t^k) and cos (t^k): (-1)^(k//2) / k!
+_S3, _S5, _S7, _S9, _S11, _S13, _S15, _S17, _S19, _S21 = (
+    (-1.0) ** j / math.factorial(2 * j + 1) for j in range(1, 11)
+)
+_C2, _C4, _C6, _C8, _C10, _C12, _C14, _C16, _C18, _C20, _C22 = (
+    (-1.0) ** j / math.factorial(2 * j) for j in range(1, 12)
+)
+
+
+def _newton_step_1(
+    wx: float, wy: float, rx: float, ry: float, jxx: float, jxy: float, jyx: float, jyy: float
+) -> tuple[float, float]:
+    """``w - J⁻¹·r`` with ``J = I + (jxx, jxy; jyx, jyy)``."""
+    j00 = 1.0 + jxx
+    j11 = 1.0 + jyy
+    det = j00 * j11 - jxy * jyx
+    return wx - (j11 * rx - jxy * ry) / det, wy - (j00 * ry - jyx * rx) / det
+
+
+def _gcj_newton_1(x: float, y: float) -> tuple[float, float, bool]:
+    """GCJ-02 -> WGS84 for one point by two Newton steps from ``(x, y)``.
+
+    Returns ``(lon, lat, ok)``; ``ok`` when the a-posteriori bound (see
+    :data:`_NEWTON_MAX_RESIDUAL`) guarantees an error of at most
+    :data:`_INVERSE_MAX_ERR_DEG`, and the ball that bound is drawn on keeps clear of the strip
+    along 105°E (:data:`_NEWTON_X0`). No branches: compiled loops vectorise over points
+    (NaN fails every test, so it comes out not ``ok``).
+    """
+    ca0, sa0 = _sincos_1((x - 105.0) * _PI / 60.0)
+    cb0, sb0 = _sincos_1((y - 35.0) * _PI / 180.0)
+    sx, sy, jxx, jxy, jyx, jyy = _gcj_shift_1(x, y, ca0, sa0, cb0, sb0)
+    wx, wy = _newton_step_1(x, y, sx, sy, jxx, jxy, jyx, jyy)  # residual at (x, y): the shift
+    # the angles at the iterate are turned from those at the start (no more trig)
+    ca, sa = _turn_1(ca0, sa0, (wx - x) * _PI / 60.0)
+    cb, sb = _turn_1(cb0, sb0, (wy - y) * _PI / 180.0)
+    sx, sy, jxx, jxy, jyx, jyy = _gcj_shift_1(wx, wy, ca, sa, cb, sb)
+    rx = (wx - x) + sx  # wx - x is exact: the residual keeps its low bits
+    ry = (wy - y) + sy
+    ax = abs(rx)
+    ay = abs(ry)
+    clear = abs(wx - 105.0) - _NEWTON_X0
+    ok = (
+        (ax <= _NEWTON_MAX_RESIDUAL)
+        & (ay <= _NEWTON_MAX_RESIDUAL)
+        & (clear >= ax * _NEWTON_BALL)
+        & (clear >= ay * _NEWTON_BALL)
+    )
+    lon, lat = _newton_step_1(wx, wy, rx, ry, jxx, jxy, jyx, jyy)
+    return lon, lat, ok
+
+
+#: The preimage is within this factor times the residual (max norm) of an iterate.
+_NEWTON_BALL = 1.0 / (1.0 - _CONTRACTION_GCJ)
+
+
+def _fixed_point_1(x: float, y: float, bd: bool) -> tuple[float, float, bool]:
+    """GCJ-02 (or BD-09) -> WGS84 for one point by fixed-point iteration from ``(x, y)``,
+    stopped by the a-posteriori bound of :data:`_INVERSE_TOL_GCJ`; ``(lon, lat, converged)``.
+    """
+    wx, wy = x, y
+    # the angles at each iterate are turned from those at the start (no more trig)
+    ca0, sa0, cb0, sb0 = _base_1(x, y)
+    tol = _INVERSE_TOL_BD if bd else _INVERSE_TOL_GCJ
+    for _ in range(_INVERSE_MAX_ITER):
+        ca, sa = _turn_1(ca0, sa0, (wx - x) * _PI / 60.0)
+        cb, sb = _turn_1(cb0, sb0, (wy - y) * _PI / 180.0)
+        sx, sy, _, _, _, _ = _gcj_shift_1(wx, wy, ca, sa, cb, sb)
+        fx, fy = wx + sx, wy + sy
+        if bd:
+            fx, fy = _bd_from_gcj_1(fx, fy)
+        dx = fx - x
+        dy = fy - y
+        wx -= dx
+        wy -= dy
+        if max(abs(dx), abs(dy)) < tol:
+            return wx, wy, True
+    return wx, wy, False
+
+
 def _inverse_py(gx: NDArray[np.float64], gy: NDArray[np.float64], bd: bool) -> Coords:
-    """The scalar inverse over a (small) batch, in plain Python (mirrors the kernel)."""
+    """The scalar inverse over a (small) batch, in plain Python (mirrors the kernel): Newton
+    for GCJ-02, the fixed-point loop for BD-09 and for GCJ-02 points Newton cannot vouch for."""
     ox, oy = gx.copy(), gy.copy()
     for i in range(gx.size):
         x, y = float(gx.flat[i]), float(gy.flat[i])
         if _far_outside(x, y):
             continue
-        wx, wy = x, y
-        # the angles at each iterate are turned from those at the start (no more trig)
-        ca0, sa0, cb0, sb0 = _base_1(x, y)
-        tol = _INVERSE_TOL_BD if bd else _INVERSE_TOL_GCJ
-        converged = False
-        for _ in range(_INVERSE_MAX_ITER):
-            ca, sa = _turn_1(ca0, sa0, (wx - x) * _PI / 60.0)
-            cb, sb = _turn_1(cb0, sb0, (wy - y) * _PI / 180.0)
-            sx, sy = _gcj_shift_1(wx, wy, ca, sa, cb, sb)
-            fx, fy = wx + sx, wy + sy
-            if bd:
-                fx, fy = _bd_from_gcj_1(fx, fy)
-            dx = fx - x
-            dy = fy - y
-            wx -= dx
-            wy -= dy
-            if max(abs(dx), abs(dy)) < tol:
-                converged = True
-                break
-        if converged and (_inside(wx, wy) or _inside(x, y)):
+        ok = False
+        if not bd:
+            wx, wy, ok = _gcj_newton_1(x, y)
+        if not ok:
+            wx, wy, ok = _fixed_point_1(x, y, bd)
+        if ok and (_inside(wx, wy) or _inside(x, y)):
             ox.flat[i], oy.flat[i] = wx, wy
     return ox, oy
 
@@ -425,13 +594,13 @@ def to_wgs84(x: ArrayLike, y: ArrayLike, crs: Any) -> Coords:
     >>> to_wgs84(500000.0, 4427757.22, "EPSG:4549")[0].round(6)
     array([120.])
     """
-    xa, ya = _as_xy(x, y)
+    xa, ya = _as_xy(x, y, copy=False)  # every branch returns new arrays
     norm = normalize_crs(crs)
     if isinstance(norm, pyproj.CRS):
         lon, lat = _transformer(norm, _WGS84).transform(xa, ya)
         return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     if norm in ("wgs84", "cgcs2000"):
-        return xa, ya
+        return xa.copy(), ya.copy()
     return _obfuscate(xa, ya, bd=norm == "bd09", inverse=True)
 
 
@@ -458,13 +627,13 @@ def from_wgs84(lon: ArrayLike, lat: ArrayLike, crs: Any) -> Coords:
     >>> from_wgs84(120.0, 40.0, "EPSG:4490")
     (array([120.]), array([40.]))
     """
-    lo, la = _as_xy(lon, lat)
+    lo, la = _as_xy(lon, lat, copy=False)  # every branch returns new arrays
     norm = normalize_crs(crs)
     if isinstance(norm, pyproj.CRS):
         x, y = _transformer(_WGS84, norm).transform(lo, la)
         return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if norm in ("wgs84", "cgcs2000"):
-        return lo, la
+        return lo.copy(), la.copy()
     return _obfuscate(lo, la, bd=norm == "bd09", inverse=False)
 
 

@@ -223,3 +223,224 @@ def test_import_crs_does_not_load_numba() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---- GCJ-02's Newton inverse: its pieces, its bound, its fallback ---------------------------
+
+MARGIN = 0.55  # the region of the bound constants: China's box and 0.55° around it
+X_STRIP = crs._NEWTON_X0
+
+
+def _shift_and_jacobian(lon: float, lat: float) -> tuple[np.ndarray, np.ndarray]:
+    sx, sy, jxx, jxy, jyx, jyy = crs._gcj_shift_1(lon, lat, *crs._base_1(lon, lat))
+    return np.array([sx, sy]), np.array([[jxx, jxy], [jyx, jyy]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(t=st.floats(-1.8, 1.8))
+def test_sincos_polynomials(t: float) -> None:
+    import math
+
+    c, s = crs._sincos_1(t)
+    assert abs(c - math.cos(t)) <= 5e-16 and abs(s - math.sin(t)) <= 5e-16
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lon=st.floats(CHINA_BOX[0] - MARGIN, CHINA_BOX[2] + MARGIN),
+    lat=st.floats(CHINA_BOX[1] - MARGIN, CHINA_BOX[3] + MARGIN),
+)
+def test_jacobian_is_the_derivative(lon: float, lat: float) -> None:
+    """The analytic Jacobian against central differences of the offset."""
+    if abs(lon - 105.0) < X_STRIP + 1e-4:
+        lon += 3 * X_STRIP  # the sqrt term's derivative is left out in the strip
+    h = 1e-6
+    _, jac = _shift_and_jacobian(lon, lat)
+    num = np.empty((2, 2))
+    num[:, 0] = (_shift_and_jacobian(lon + h, lat)[0] - _shift_and_jacobian(lon - h, lat)[0]) / (
+        2 * h
+    )
+    num[:, 1] = (_shift_and_jacobian(lon, lat + h)[0] - _shift_and_jacobian(lon, lat - h)[0]) / (
+        2 * h
+    )
+    assert np.abs(num - jac).max() < 1e-9  # the entries are ~1e-3; differences ~1e-11
+
+
+def test_shift_equals_the_published_offset(box_points) -> None:
+    """The offset half of ``_gcj_shift_1`` is the reference formula."""
+    lon, lat = (a[:2000] for a in box_points)
+    rx, ry = _ref_gcj_offset(lon, lat)
+    for i in range(lon.size):
+        s, _ = _shift_and_jacobian(float(lon[i]), float(lat[i]))
+        assert abs(s[0] - rx[i]) < 1e-15 and abs(s[1] - ry[i]) < 1e-15
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lon=st.floats(CHINA_BOX[0] - MARGIN + 0.02, CHINA_BOX[2] + MARGIN - 0.02),
+    lat=st.floats(CHINA_BOX[1] - MARGIN + 0.02, CHINA_BOX[3] + MARGIN - 0.02),
+    dx=st.floats(-0.02, 0.02),
+    dy=st.floats(-0.02, 0.02),
+)
+def test_second_derivative_bound(lon: float, lat: float, dx: float, dy: float) -> None:
+    """Taylor: |s(b+d) - s(b) - J(b)·d| <= M/2·|d|² (max norm), with half of M's margin."""
+    d = np.array([dx, dy])
+    size = np.abs(d).max()
+    if size < 1e-4:  # below that, rounding (~1e-17) is not small beside M·|d|²
+        d = d / max(size, 1e-300) * 1e-4 if size > 0 else np.array([1e-4, 0.0])
+        size = 1e-4
+    if (
+        min(abs(lon - 105.0), abs(lon + d[0] - 105.0)) < X_STRIP
+        or (lon - 105.0) * (lon + d[0] - 105.0) < 0
+    ):
+        lon = 105.0 + np.copysign(X_STRIP + 0.025, lon - 105.0)  # keep the segment off the strip
+    s0, jac = _shift_and_jacobian(lon, lat)
+    s1, _ = _shift_and_jacobian(lon + d[0], lat + d[1])
+    rem = np.abs(s1 - s0 - jac @ d).max()
+    assert rem <= crs._SECOND_DERIV_GCJ / 2 / 2 * size**2
+
+
+def test_bound_constants_measured() -> None:
+    """Re-measure M (second derivative) and L (contraction) on a grid over the box + 0.55°,
+    by central differences of the analytic Jacobian: each under half its constant."""
+    from numba import njit, prange
+
+    from gridgeo import _crs_kernels as kern
+
+    shift, base = kern._gcj_shift_1, kern._base_1
+
+    @njit
+    def jac(lon, lat):  # pragma: no cover  (compiled)
+        ca, sa, cb, sb = base(lon, lat)
+        _, _, a, b, c, d = shift(lon, lat, ca, sa, cb, sb)
+        return a, b, c, d
+
+    @njit(parallel=True)
+    def scan(lons, lats, h):  # pragma: no cover  (compiled)
+        m_out = np.zeros(lons.shape[0])
+        l_out = np.zeros(lons.shape[0])
+        for i in prange(lons.shape[0]):
+            lon = lons[i]
+            for lat in lats:
+                a1, b1, c1, d1 = jac(lon + h, lat)
+                a0, b0, c0, d0 = jac(lon - h, lat)
+                a3, b3, c3, d3 = jac(lon, lat + h)
+                a2, b2, c2, d2 = jac(lon, lat - h)
+                rx = (abs(a1 - a0) + abs(b1 - b0 + a3 - a2) + abs(b3 - b2)) / (2 * h)
+                ry = (abs(c1 - c0) + abs(d1 - d0 + c3 - c2) + abs(d3 - d2)) / (2 * h)
+                m_out[i] = max(m_out[i], rx, ry)
+                a, b, c, d = jac(lon, lat)
+                l_out[i] = max(l_out[i], abs(a) + abs(b), abs(c) + abs(d))
+        return m_out, l_out
+
+    x0, y0, x1, y1 = CHINA_BOX
+    lons = np.arange(x0 - MARGIN, x1 + MARGIN, 0.01)
+    lons = lons[np.abs(lons - 105.0) > X_STRIP + 1e-4]
+    strip = X_STRIP + 1e-4 + np.arange(0.0, 0.02, 1e-4)
+    lons = np.r_[lons, 105.0 + strip, 105.0 - strip]
+    lats = np.arange(y0 - MARGIN, y1 + MARGIN + 1e-9, 0.05)
+    m, lip = scan(lons, lats, 1e-5)
+    assert 0.08 < m.max() <= crs._SECOND_DERIV_GCJ / 2  # measured 0.0835 on a finer grid
+    assert 0.007 < lip.max() <= crs._CONTRACTION_GCJ / 1.95  # measured 0.00757
+
+
+def _kernel_inverse(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    from gridgeo import _crs_kernels as kern
+
+    ox, oy = np.empty_like(gx), np.empty_like(gy)
+    n_todo = kern.inverse(gx, gy, False, ox, oy)
+    return ox, oy, int(n_todo)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lon=lons, lat=lats)
+def test_newton_is_vouched_for_away_from_105e(lon: float, lat: float) -> None:
+    """Away from the strip along 105°E Newton's bound holds (no point is redone), and the
+    bound is true: the result is within 5e-10° of the converged reference."""
+    gx, gy = from_wgs84(lon, lat, "gcj02")
+    wx, wy, ok = crs._gcj_newton_1(float(gx[0]), float(gy[0]))
+    rx, ry = _reference_inverse(gx, gy, "gcj02")
+    if ok:
+        assert abs(wx - rx[0]) <= 5e-10 + 2e-11 and abs(wy - ry[0]) <= 5e-10 + 2e-11
+    if abs(lon - 105.0) > 2 * X_STRIP:
+        assert ok
+        assert _kernel_inverse(gx, gy)[2] == 0
+
+
+def test_fallback_near_105e() -> None:
+    """Points within the strip along 105°E go to the fixed-point loop, and come out right:
+    within 1e-9° of the reference, the kernel's bits equal plain Python's."""
+    rng = np.random.default_rng(105)
+    n = 2000
+    lon = 105.0 + rng.uniform(-3 * X_STRIP, 3 * X_STRIP, n)
+    lon[:5] = [105.0, np.nextafter(105.0, 0), np.nextafter(105.0, 200), 105.0 - X_STRIP, 105.001]
+    lat = rng.uniform(CHINA_BOX[1], CHINA_BOX[3], n)
+    # inputs on the strip in GCJ-02 too (the first Newton step's Jacobian lacks the term)
+    gx, gy = from_wgs84(lon, lat, "gcj02")
+    gx = np.r_[gx, lon]
+    gy = np.r_[gy, lat]
+    flags = [not crs._gcj_newton_1(float(a), float(b))[2] for a, b in zip(gx, gy)]
+    ox, oy, n_todo = _kernel_inverse(gx, gy)
+    assert n_todo == sum(flags)
+    assert sum(flags[:n]) > 0.3 * n  # the strip (±1e-3°) is 1/3 of the preimages (±3e-3°)
+    rx, ry = _reference_inverse(gx, gy, "gcj02")
+    assert np.abs(ox - rx).max() < 1e-9 and np.abs(oy - ry).max() < 1e-9
+    assert np.abs(ox[:n] - lon).max() * M_PER_DEG < 1e-3
+    px, py = crs._inverse_py(gx, gy, False)
+    np.testing.assert_array_equal(px, ox)
+    np.testing.assert_array_equal(py, oy)
+    # and those are exactly the points whose first iterate lies within the ball of the strip
+    wx1 = []
+    for a, b in zip(gx, gy):
+        ca, sa = crs._sincos_1((a - 105.0) * np.pi / 60.0)
+        cb, sb = crs._sincos_1((b - 35.0) * np.pi / 180.0)
+        s = crs._gcj_shift_1(a, b, ca, sa, cb, sb)
+        wx1.append(crs._newton_step_1(a, b, *s)[0])
+    far = np.abs(np.array(wx1) - 105.0) > 2 * X_STRIP
+    assert not np.array(flags)[far].any()
+
+
+def test_box_edges_and_margin() -> None:
+    """Coordinates at China's box edges and at the 0.5° margin: the kernel equals plain
+    Python bit for bit, and the reference within 1e-9°."""
+    x0, y0, x1, y1 = CHINA_BOX
+    m = crs._INVERSE_MARGIN_DEG
+    rng = np.random.default_rng(7)
+    n = 400
+    xs, ys = [], []
+    for edge_x in (x0, x1, x0 - m, x1 + m):
+        for off in (-0.02, -1e-9, 0.0, 1e-9, 0.02):
+            xs.append(np.full(n, edge_x + off))
+            ys.append(rng.uniform(y0 - m, y1 + m, n))
+    for edge_y in (y0, y1, y0 - m, y1 + m):
+        for off in (-0.02, -1e-9, 0.0, 1e-9, 0.02):
+            xs.append(rng.uniform(x0 - m, x1 + m, n))
+            ys.append(np.full(n, edge_y + off))
+    gx, gy = np.concatenate(xs), np.concatenate(ys)
+    ox, oy, _ = _kernel_inverse(gx, gy)
+    px, py = crs._inverse_py(gx, gy, False)
+    np.testing.assert_array_equal(px, ox)
+    np.testing.assert_array_equal(py, oy)
+    rx, ry = _reference_inverse(gx, gy, "gcj02")
+    assert np.abs(ox - rx).max() < 1e-9 and np.abs(oy - ry).max() < 1e-9
+    # past the margin nothing moves; inside the box everything does
+    past = crs.in_china(gx, gy) == False  # noqa: E712
+    past &= (gx < x0 - m) | (gx > x1 + m) | (gy < y0 - m) | (gy > y1 + m)
+    np.testing.assert_array_equal(ox[past], gx[past])
+    assert (ox[crs.in_china(gx, gy)] != gx[crs.in_china(gx, gy)]).all()
+
+
+def test_no_aliasing_of_inputs() -> None:
+    """to_wgs84/from_wgs84 no longer copy their input up front: they must still return new
+    arrays, and leave the input alone."""
+    x = np.array([115.0, 116.0])
+    y = np.array([25.0, 26.0])
+    for name in ("wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4547"):
+        for convert in (to_wgs84, from_wgs84):
+            if name == "EPSG:4547" and convert is to_wgs84:
+                continue
+            ox, oy = convert(x, y, name)
+            assert not np.shares_memory(ox, x) and not np.shares_memory(oy, y)
+            ox[:] = 0.0
+            oy[:] = 0.0
+            assert x.tolist() == [115.0, 116.0] and y.tolist() == [25.0, 26.0]
