@@ -17,17 +17,19 @@ from gridgeo.errors import CRSError, InputError
 X0, Y0 = 114.9, 25.3
 
 
-def brute(gdf: gpd.GeoDataFrame, x, y, key: str = "code") -> np.ndarray:
-    """Reference: the covering zone whose key sorts first, else None."""
+def brute(gdf: gpd.GeoDataFrame, x, y, key: str = "code", *, pts=None) -> np.ndarray:
+    """Reference: the covering zone whose key sorts first, else None.
+
+    ``pts``: ``shapely.points(x, y)`` made once by a caller that checks several layers.
+    """
     g = gdf.to_crs(4326).sort_values(key).reset_index(drop=True)
-    pts = shapely.points(x, y)
+    pts = shapely.points(x, y) if pts is None else pts
     pi, zi = shapely.STRtree(g.geometry.values).query(pts, predicate="covered_by")
-    best = np.full(len(x), -1)
-    for p, z in zip(pi, zi):
-        if best[p] < 0 or z < best[p]:
-            best[p] = z
-    keys = g[key].astype(str).to_numpy(dtype=object)
-    return np.where(best >= 0, keys[np.maximum(best, 0)], None)
+    # the smallest covering zone (zones are sorted by key) of each point; len(g): none
+    best = np.full(len(x), len(g))
+    np.minimum.at(best, pi, zi)
+    keys = np.append(g[key].astype(str).to_numpy(dtype=object), None)
+    return keys[best]
 
 
 def as_obj(s: pd.Series) -> np.ndarray:
@@ -97,9 +99,8 @@ def test_equals_brute_force(zones, seed, crs) -> None:
         np.testing.assert_array_equal(as_obj(got["z"]), brute(zones, bx, by))
 
 
-def test_every_point_of_a_million(county) -> None:
+def test_every_point_of_a_million(county, loc) -> None:
     """Not a sample: a lookup table once passed 47k checks and failed 3 points in 1M."""
-    loc = Locator.from_workspace(county)
     rng = np.random.default_rng(0)
     n = 1_000_000
     x0, y0, x1, y1 = county["boundary"].total_bounds
@@ -108,12 +109,13 @@ def test_every_point_of_a_million(county) -> None:
     v = shapely.get_coordinates(county["grids"].geometry.values)
     x[: len(v)], y[: len(v)] = v[:, 0], v[:, 1]  # every grid vertex, exactly
     got = loc.locate(x, y)
+    pts = shapely.points(x, y)  # once, for the three references
     for layer, gdf in (
         ("grid", county["grids"]),
         ("beat", county["beats"]),
         ("community", county["communities"]),
     ):
-        ref = brute(gdf, x, y)
+        ref = brute(gdf, x, y, pts=pts)
         mism = np.flatnonzero(as_obj(got[layer]) != ref)
         assert len(mism) == 0, (layer, mism[:5])
     assert got.index.equals(pd.RangeIndex(n))
@@ -126,8 +128,13 @@ def county():
     return demo_county(seed=0, n_incidents=500)
 
 
-def test_locate_one_equals_locate(county) -> None:
-    loc = Locator.from_workspace(county)
+@pytest.fixture(scope="module")
+def loc(county) -> Locator:
+    """The county's locator, built once (~3 s): a Locator is immutable, so tests share it."""
+    return Locator.from_workspace(county)
+
+
+def test_locate_one_equals_locate(county, loc) -> None:
     inc = county["incidents"].head(300)
     batch = loc.locate(inc["lng"].to_numpy(), inc["lat"].to_numpy(), crs="gcj02")
     for i in range(len(inc)):
@@ -140,8 +147,7 @@ def test_locate_one_equals_locate(county) -> None:
     assert "name" in rec["grid"] and rec["community"]["code"].startswith("360722")
 
 
-def test_gcj02_input_lands_where_the_true_point_is(county) -> None:
-    loc = Locator.from_workspace(county)
+def test_gcj02_input_lands_where_the_true_point_is(county, loc) -> None:
     inc = county["incidents"]
     a = loc.locate(inc["lng"].to_numpy(), inc["lat"].to_numpy(), crs="gcj02")
     b = loc.locate(inc.geometry)
@@ -353,8 +359,7 @@ def test_errors() -> None:
         loc.locate_one(X0, 91.0)
 
 
-def test_route_sends_categories_to_department_zones(county) -> None:
-    loc = Locator.from_workspace(county)
+def test_route_sends_categories_to_department_zones(county, loc) -> None:
     inc = county["incidents"].head(2000).copy()
     inc.loc[inc.index[0], "category"] = "外星人"
     r = route(inc, loc)
@@ -381,62 +386,3 @@ def test_link_table_on_demo(county) -> None:
     shares = t.links.groupby("grid")["share"].sum()
     assert np.allclose(shares, 1.0, atol=1e-6)  # beats tile the county
     assert t.links.groupby("grid")["primary"].sum().eq(1).all()
-
-
-def test_locate_dask_on_a_local_cluster(county) -> None:
-    pytest.importorskip("distributed")
-    import dask.dataframe as dd
-    from distributed import Client, LocalCluster
-
-    from gridgeo.assign.dask import locate_dask
-
-    loc = Locator.from_workspace(county)
-    inc = pd.DataFrame({"lng": county["incidents"]["lng"], "lat": county["incidents"]["lat"]})
-    ddf = dd.from_pandas(inc, npartitions=4)
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster),
-    ):
-        got = locate_dask(ddf, loc, crs="gcj02").compute()
-    want = loc.locate(inc["lng"].to_numpy(), inc["lat"].to_numpy(), crs="gcj02")
-    assert got.index.equals(inc.index)
-    for layer in loc.layer_names:
-        assert (
-            got[layer].fillna("-").to_numpy() == want[layer].astype(object).fillna("-").to_numpy()
-        ).all()
-    with pytest.raises(InputError, match="has no columns 'x' and 'y'"):
-        locate_dask(ddf, loc, x="x", y="y")
-
-
-def _unpickled() -> int:
-    from gridgeo.assign import locator
-
-    return locator.UNPICKLED["count"]
-
-
-@pytest.mark.slow
-def test_locate_dask_ships_the_locator_once_per_worker_process(county) -> None:
-    """Two worker processes, 24 partitions: each worker unpickles the locator at most once."""
-    pytest.importorskip("distributed")
-    import dask.dataframe as dd
-    from distributed import Client, LocalCluster
-
-    from gridgeo.assign.dask import locate_dask
-
-    loc = Locator.from_workspace(county)
-    inc = pd.DataFrame({"lng": county["incidents"]["lng"], "lat": county["incidents"]["lat"]})
-    ddf = dd.from_pandas(inc, npartitions=24)
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        got = locate_dask(ddf, loc, crs="gcj02").compute()
-        per_worker = client.run(_unpickled)
-    assert len(got) == len(inc)
-    assert len(per_worker) == 2
-    assert all(n <= 1 for n in per_worker.values()), per_worker
-    assert sum(per_worker.values()) >= 1  # it did travel to a worker
