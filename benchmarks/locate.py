@@ -147,7 +147,12 @@ def main() -> None:
     utm = metric_crs((x0, y0, x1, y1))
     proj = pyproj.Transformer.from_crs(4326, utm, always_xy=True)
     t_proj, _ = timed(lambda: proj.transform(x, y), repeat=3)
-    t_loc_gcj, res_gcj = timed(lambda: loc.locate(gx, gy, crs="gcj02"), repeat=2)
+    # WGS84 and GCJ-02 locates interleaved, best of 3 each, so that load spikes hit both
+    t_loc_gcj = float("inf")
+    for _ in range(3):
+        t_w, _ = timed(lambda: loc.locate(x, y))
+        t_g, res_gcj = timed(lambda: loc.locate(gx, gy, crs="gcj02"))
+        t_loc, t_loc_gcj = min(t_loc, t_w), min(t_loc_gcj, t_g)
     same_gcj = float(
         (
             res_gcj["grid"].astype(object).fillna("-").to_numpy()
@@ -217,17 +222,21 @@ def main() -> None:
             f"| {name} | {t:.3f} | {n / t:,.0f} | {t / t_proj:.2f} |"
             for name, t in (
                 (f"pyproj 4326 → EPSG:{utm.to_epsg()}", t_proj),
-                ("`to_wgs84(…, 'gcj02')` (inverse, iterative)", t_gcj),
+                ("`to_wgs84(…, 'gcj02')` (inverse, Newton)", t_gcj),
                 ("`from_wgs84(…, 'gcj02')` (forward)", t_gcj_fwd),
                 ("`to_wgs84(…, 'bd09')` (inverse, iterative)", t_bd),
             )
         ),
         "",
-        f"- `Locator.locate(…, crs='gcj02')`: {t_loc_gcj:.2f} s against {t_loc:.2f} s in WGS84 "
+        f"- `Locator.locate(…, crs='gcj02')`: {t_loc_gcj:.3f} s against {t_loc:.3f} s in WGS84 "
         f"({t_loc_gcj / t_loc:.2f}×); same grid for {same_gcj:.6f} of the points.",
         f"- GCJ-02 round trip: largest error {gcj_err_m * 1000:.1e} mm.",
         "- Targets (issue 14): GCJ-02 → WGS84 ≤ 0.1 s per 1M points on 2 cores; "
         "`locate(crs='gcj02')` ≤ 1.3× WGS84.",
+        "",
+        "Load average (1, 5, 15 min) at the end of the run: "
+        + ", ".join(f"{v:.2f}" for v in __import__("os").getloadavg())
+        + ".",
         "",
     ]
     out = Path(__file__).parent / "results" / "locate.md"
