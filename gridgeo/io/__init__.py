@@ -4,6 +4,7 @@ from gridgeo.io.conform import conform
 from gridgeo.io.plans import (
     adopt_plan,
     plan_in_force,
+    plans_version,
     read_plan,
     read_plans,
     refresh_grids,
@@ -25,6 +26,7 @@ __all__ = [
     "conform",
     "open_store",
     "plan_in_force",
+    "plans_version",
     "read_layer",
     "read_plan",
     "read_plans",

@@ -8,7 +8,8 @@ today, so readers of ``grids`` need not know about plans. A workspace without
 
 :func:`save_plan` stores a draft, :func:`adopt_plan` puts it in force,
 :func:`read_plans`, :func:`read_plan` and :func:`plan_in_force` read them back,
-and :func:`refresh_grids` brings the ``grids`` layer up to the plan in force.
+:func:`refresh_grids` brings the ``grids`` layer up to the plan in force, and
+:func:`plans_version` tells cheaply whether any of this changed.
 Every name here is also importable from :mod:`gridgeo.io.workspace` and
 :mod:`gridgeo.io`.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +51,7 @@ __all__ = [
     "PLAN_TABLES",
     "adopt_plan",
     "plan_in_force",
+    "plans_version",
     "read_plan",
     "read_plans",
     "refresh_grids",
@@ -177,6 +180,64 @@ def _sort_key(plan: Plan) -> tuple[int, bool, date, str]:
 
     start = plan.valid_from or date.max
     return (LEVELS.index(plan.level), plan.valid_from is None, start, plan.plan_id)
+
+
+def plans_version(path: str | os.PathLike[str]) -> tuple[object, ...]:
+    """A cheap fingerprint of a workspace's plans: it changes when a plan is saved or adopted.
+
+    It is the ``last_change`` stamp that GDAL writes in ``gpkg_contents`` for
+    the ``plans``, ``grid_versions`` and ``grids`` tables, with each plan's
+    dates (which tell an adoption even where ``OGR_CURRENT_DATE`` froze the
+    stamps): two small SQLite queries, about a millisecond, so a service can
+    poll it every few seconds and call :func:`read_plans` only when it
+    changed. Writes to other layers (incidents, zones) do not change it. For a
+    file that is not a GeoPackage, it is the file's modification time and size.
+
+    Parameters
+    ----------
+    path
+        The workspace GeoPackage.
+
+    Returns
+    -------
+    tuple
+        Compare it with an earlier one; equal means unchanged.
+
+    Raises
+    ------
+    NotFound
+        If the file does not exist.
+
+    Examples
+    --------
+    >>> from gridgeo.partition import Plan
+    >>> path, grids = _example(legacy=True)  # one grid; see the module example
+    >>> before = plans_version(path)
+    >>> before == plans_version(path)
+    True
+    >>> save_plan(path, Plan.from_grids(grids.assign(code="360722001001002"), plan_id="b2",
+    ...                                 retired_codes=grids["code"]))
+    >>> before == plans_version(path)
+    False
+    """
+    p = _existing(path)
+    try:
+        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = con.execute(
+                "SELECT table_name, last_change FROM gpkg_contents "
+                "WHERE table_name IN ('grids', 'plans', 'grid_versions') ORDER BY table_name"
+            ).fetchall()
+            if any(name == "plans" for name, _ in rows):  # also if the stamps are frozen
+                rows += con.execute(
+                    'SELECT plan_id, valid_from, valid_to FROM "plans" ORDER BY plan_id'
+                ).fetchall()
+        finally:
+            con.close()
+    except sqlite3.DatabaseError:  # not a GeoPackage (another file GDAL reads)
+        st = p.stat()
+        return ("file", st.st_mtime_ns, st.st_size)
+    return tuple(rows)
 
 
 def read_plans(path: str | os.PathLike[str]) -> list[Plan]:

@@ -204,7 +204,8 @@ def _context(
 
 
 def _plan_service(path: str | Path | None, features: Any) -> Any:
-    """The plan versions of the workspace file (read on first use), listed as collections."""
+    """The plan versions of the workspace file (read on first use, again when they change),
+    listed as collections."""
     if path is None or not Path(path).exists():
         return None
     from gridgeo.serve.plans import PlanService
@@ -223,7 +224,12 @@ def _plan_service(path: str | Path | None, features: Any) -> Any:
             log.warning("grid changes without households: %s", err)
             return None
 
-    plans = PlanService(features, load=load, units=units)
+    def version() -> Any:  # checked every few seconds: an adopted plan is served without restart
+        from gridgeo.io import plans_version
+
+        return plans_version(path)
+
+    plans = PlanService(features, load=load, units=units, version=version)
     for collection in plans.collections(features.collection("grids").extent):
         features.add(collection)
     return plans

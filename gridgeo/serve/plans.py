@@ -21,8 +21,18 @@ them on routes.
   piece of the two grids as geometry. Each pair of plans is computed once and
   kept (an LRU cache).
 
-The plans are read from the workspace on first use, once per process, like
-every layer the service serves: restart the service after adopting a plan.
+The plans are read from the workspace on first use, and read again when they
+change: with a ``version`` callable (:func:`gridgeo.io.plans_version`), each
+process checks it at most every ``check_every`` seconds and, when it moved,
+re-reads the plans and drops the grids and crosswalks it derived from them, so
+an adopted plan is served within seconds, without a restart, by every worker.
+
+The grids layer, the point lookup and the incident routing are read once at
+start-up and are not reloaded: :attr:`PlanService.layer_plan` names the base
+plan they hold, the answers of ``/collections/plans/items`` and
+``/collections/grids/items?datetime=…`` carry it (``layer_plan``), and a
+warning is logged when the plans read show another base plan in force today
+(restart the service to move them to it).
 """
 
 from __future__ import annotations
@@ -30,7 +40,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Hashable
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -40,7 +51,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from gridgeo.errors import InputError, NotFound
+from gridgeo.errors import GridGeoError, InputError, NotFound
 from gridgeo.serve.features import Collection, FeatureService, Response, ServedCollection
 from gridgeo.serve.heatmap import _LRU
 
@@ -55,9 +66,7 @@ log = logging.getLogger(__name__)
 CHINA = timezone(timedelta(hours=8))
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATETIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?"
-)
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?")
 _STATUSES = ("draft", "scheduled", "in force", "ended")
 _ID_SEP = "@"  # code@plan_id: a grid of one plan, in an interval's answer
 _PAIR_SEP = "~"  # old~new: a row of the crosswalk ('' for a side outside every grid)
@@ -167,7 +176,8 @@ class PlanService:
         The service's :class:`~gridgeo.serve.features.FeatureService`: pages,
         CRSs and bounding boxes are handled by it, as for every collection.
     load
-        Returns the plans (:func:`gridgeo.io.read_plans`); called once, on first use.
+        Returns the plans (:func:`gridgeo.io.read_plans`); called on first use, and
+        again when ``version`` changes.
     units
         Returns the buildings (``households``, ``population``) whose move the
         crosswalk counts, or None; called once, on the first grid-changes request.
@@ -175,6 +185,13 @@ class PlanService:
         Number of crosswalks kept (one per pair of plans).
     today
         Returns the day that decides a plan's ``status`` (default: the local date).
+    version
+        Returns a fingerprint of the stored plans (:func:`gridgeo.io.plans_version`);
+        ``None``: the plans are read once.
+    check_every
+        Seconds between two calls of ``version`` (a request past that checks it).
+    clock
+        Monotonic seconds (default :func:`time.monotonic`).
 
     Examples
     --------
@@ -205,31 +222,117 @@ class PlanService:
         units: Callable[[], gpd.GeoDataFrame | None] | None = None,
         cache: int = 16,
         today: Callable[[], date] = date.today,
+        version: Callable[[], Hashable] | None = None,
+        check_every: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.features = features
         self._load = load
         self._load_units = units
         self._today = today
+        self._version = version
+        self._cache = cache
+        self._check_every = float(check_every)
+        self._clock = clock
         self._lock = threading.Lock()
         self._plans: list[Plan] | None = None
+        self._seen: Hashable = None  # the version the plans were read at
+        self._next_check = 0.0
+        self._layer_plan: str | None = None
+        self.generation = 0  # plans read so far: 1 after the first read, +1 per reload
         self._units_read: tuple[gpd.GeoDataFrame | None] | None = None
-        self._grids = _LRU(cache)  # plan ids -> Collection of their grids
-        self._changes = _LRU(cache)  # (old id, new id) -> Collection of the crosswalk
-        self._pair_locks: dict[tuple[str, str], threading.Lock] = {}
+        # keyed by the Plan objects' ids, which the entries keep alive (so an id is not
+        # reused while its entry is cached): a reload's plans are new objects, new keys
+        self._grids = _LRU(cache)  # plan object ids -> (plans, Collection of their grids)
+        self._changes = _LRU(cache)  # (old, new) object ids -> ((old, new), crosswalk)
+        self._pair_locks: dict[tuple[int, int], threading.Lock] = {}
 
-    # ---- the plans, read once -----------------------------------------------------------
+    # ---- the plans, read on first use and again when they change ------------------------
 
     @property
     def plans(self) -> list[Plan]:
-        """Every plan (base, then business; each by ``valid_from``, drafts last)."""
+        """Every plan (base, then business; each by ``valid_from``, drafts last).
+
+        Read on first use; then, at most every ``check_every`` seconds, the
+        ``version`` is checked and the plans are read again if it changed.
+        """
         plans = self._plans
-        if plans is None:
+        if plans is None or (self._version is not None and self._clock() >= self._next_check):
             with self._lock:
                 if self._plans is None:
-                    self._plans = list(self._load())
-                    log.info("read %d plans", len(self._plans))
+                    self._read(first=True)
+                elif self._version is not None and self._clock() >= self._next_check:
+                    self._read(first=False)
                 plans = self._plans
+        assert plans is not None
         return plans
+
+    def _read(self, *, first: bool) -> None:
+        """Read the plans (under the lock); on a reload, only when ``version`` moved."""
+        self._next_check = self._clock() + self._check_every
+        seen = self._version() if self._version is not None else None
+        if not first and seen == self._seen:
+            return
+        try:
+            plans = list(self._load())
+            if self._version is not None and self._version() != seen:
+                raise InputError("the plans changed while they were read")
+        except (GridGeoError, OSError) as err:
+            if first:
+                raise
+            # a writer is mid-way (grid_versions rewritten before plans): keep the plans
+            # served, and try again at the next check
+            log.warning("plans changed but could not be read again (%s); retrying", err)
+            return
+        self._plans, self._seen = plans, seen
+        self._grids = _LRU(self._cache)  # what was derived from the plans read before
+        self._changes = _LRU(self._cache)
+        self.generation += 1
+        self._layer_plan = self._find_layer_plan(plans)
+        if first:
+            log.info("read %d plans", len(plans))
+        else:
+            log.info("plans changed: read %d plans again", len(plans))
+        today = self._in_force_today(plans)
+        if today is not None and today != self._layer_plan:
+            log.warning(
+                "base plan %r is in force today, but the grids layer, the point lookup and "
+                "the incident routing still use the grids read at start-up (plan %r): "
+                "restart the service to move them to it",
+                today,
+                self._layer_plan,
+            )
+
+    def _find_layer_plan(self, plans: list[Plan]) -> str | None:
+        """The base plan whose codes are those of the grids layer read at start-up."""
+        try:
+            layer = set(self.features.collection("grids").ids)
+        except (NotFound, AttributeError):
+            return None
+        same = [p for p in plans if p.level == "base" and set(map(str, p.codes)) == layer]
+        today = self._in_force_today(plans)
+        for p in same:  # the plan in force today when it has the same grids
+            if p.plan_id == today:
+                return p.plan_id
+        return same[-1].plan_id if same else None
+
+    def _in_force_today(self, plans: list[Plan]) -> str | None:
+        day = self._today()
+        found = [p for p in plans if p.level == "base" and p.in_force(day)]
+        return found[0].plan_id if found else None
+
+    @property
+    def layer_plan(self) -> str | None:
+        """The base plan of the grids layer read at start-up (that the point lookup uses).
+
+        ``None`` when the layer holds the grids of no plan. After a plan is
+        adopted the service serves it from ``/collections/plans`` and
+        ``/collections/grids/items?datetime=…`` within seconds, but the grids
+        layer (``/collections/grids/items`` without ``datetime``, ``/locate``,
+        the incident routing) keeps this plan until the service restarts.
+        """
+        _ = self.plans  # read (or re-read) them first
+        return self._layer_plan
 
     def plan(self, plan_id: str) -> Plan:
         """One plan by id.
@@ -249,9 +352,7 @@ class PlanService:
         """The ids of every plan, in :attr:`plans` order."""
         return [p.plan_id for p in self.plans]
 
-    def in_force(
-        self, first: date | None, last: date | None, *, level: str = "base"
-    ) -> list[Plan]:
+    def in_force(self, first: date | None, last: date | None, *, level: str = "base") -> list[Plan]:
         """The adopted plans of ``level`` in force on at least one day of ``first..last``.
 
         ``None`` is an open end; ``first == last`` selects the plan of that day.
@@ -293,8 +394,9 @@ class PlanService:
     # ---- grids at a date -----------------------------------------------------------------
 
     def _grids_collection(self, plans: list[Plan]) -> Collection:
-        key = tuple(p.plan_id for p in plans)
-        coll = self._grids.get(key)
+        key = tuple(id(p) for p in plans)
+        found = self._grids.get(key)
+        coll = None if found is None else found[1]
         if coll is None:
             frames = []
             for p in plans:
@@ -316,7 +418,7 @@ class PlanService:
                 and (gdf[c].dtype == object or pd.api.types.is_string_dtype(gdf[c]))
             ]
             coll = Collection("grids", "网格 Grids", gdf, "code", queryables)
-            self._grids.put(key, coll)
+            self._grids.put(key, (tuple(plans), coll))
         return coll
 
     def grids_items(self, params: dict[str, str], base: str) -> Response:
@@ -347,6 +449,7 @@ class PlanService:
         for link in body["links"]:
             link["href"] = _with_datetime(link["href"], raw)
         body["plans"] = [p.plan_id for p in plans]
+        body["layer_plan"] = self.layer_plan
         return body, status, headers
 
     def grids_item(self, fid: str, params: dict[str, str], base: str) -> Response:
@@ -435,6 +538,7 @@ class PlanService:
         if raw is not None:
             for link in body["links"]:
                 link["href"] = _with_datetime(link["href"], raw)
+        body["layer_plan"] = self.layer_plan
         return body, status, headers
 
     def plans_item(self, plan_id: str, params: dict[str, str], base: str) -> Response:
@@ -484,18 +588,20 @@ class PlanService:
         return self._units_read[0]
 
     def _changes_collection(self, old: Plan, new: Plan) -> Collection:
-        key = (old.plan_id, new.plan_id)
-        coll = self._changes.get(key)
-        if coll is not None:
-            return coll
+        key = (id(old), id(new))
+        found = self._changes.get(key)
+        if found is not None:
+            return found[1]
         with self._lock:
             lock = self._pair_locks.setdefault(key, threading.Lock())
         with lock:  # one crosswalk per pair, however many ask at once
-            coll = self._changes.get(key)
-            if coll is None:
-                coll = self._build_changes(old, new)
-                self._changes.put(key, coll)
-        return coll
+            found = self._changes.get(key)
+            if found is None:
+                found = ((old, new), self._build_changes(old, new))
+                self._changes.put(key, found)
+        with self._lock:
+            self._pair_locks.pop(key, None)
+        return found[1]
 
     def _build_changes(self, old: Plan, new: Plan) -> Collection:
         from gridgeo.partition.crosswalk import crosswalk
@@ -513,13 +619,15 @@ class PlanService:
             pieces[both] = [_polygonal(g) for g in shapely.intersection(a, b)]
         only_old = (oc.notna() & nc.isna()).to_numpy()
         if only_old.any():
-            rest = shapely.difference(og.loc[oc[only_old].astype(str)].to_numpy(),
-                                      shapely.union_all(ng.to_numpy()))
+            rest = shapely.difference(
+                og.loc[oc[only_old].astype(str)].to_numpy(), shapely.union_all(ng.to_numpy())
+            )
             pieces[only_old] = [_polygonal(g) for g in rest]
         only_new = (oc.isna() & nc.notna()).to_numpy()
         if only_new.any():
-            rest = shapely.difference(ng.loc[nc[only_new].astype(str)].to_numpy(),
-                                      shapely.union_all(og.to_numpy()))
+            rest = shapely.difference(
+                ng.loc[nc[only_new].astype(str)].to_numpy(), shapely.union_all(og.to_numpy())
+            )
             pieces[only_new] = [_polygonal(g) for g in rest]
         frame = pd.DataFrame(cw).reset_index(drop=True)
         for col in ("old_code", "new_code", "change"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import time
 from datetime import date, timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -19,6 +20,7 @@ import pytest
 import shapely
 from live_server import serving
 
+from gridgeo.errors import InputError
 from gridgeo.io import adopt_plan, plan_in_force, read_plan, read_plans, save_plan, write_workspace
 from gridgeo.partition import Plan, make_grids, regroup
 from gridgeo.serve import ServiceConfig, create_app
@@ -197,9 +199,7 @@ def test_a_day_without_a_plan_is_an_empty_collection(late_start) -> None:
     body = get(c, "/collections/grids/items?datetime=2024-06-01/2025-01-01&limit=1000")
     assert body["plans"] == ["first"] and len(body["features"]) == len(first.grids)
     err = get(c, f"/collections/grids/items/{first.codes[0]}?datetime=2024-06-01", 404)
-    assert err["description"] == (
-        "no base plan is in force on 2024-06-01; plans are ['first']"
-    )
+    assert err["description"] == ("no base plan is in force on 2024-06-01; plans are ['first']")
     err = get(c, "/collections/grid-changes/items?from=2024-06-01&to=first", 404)
     assert err["description"] == "parameter 'from': no base plan is in force on 2024-06-01"
 
@@ -365,7 +365,8 @@ def test_grid_changes_are_the_crosswalk_rows(client, workspace, county, old, new
     both = [
         f
         for f in body["features"]
-        if f["properties"]["area_m2"] > 1 and f["properties"]["old_code"] is not None
+        if f["properties"]["area_m2"] > 1
+        and f["properties"]["old_code"] is not None
         and f["properties"]["new_code"] is not None
     ]
     piece = gpd.GeoDataFrame.from_features(both, crs="OGC:CRS84").to_crs(a.grids.crs)
@@ -527,3 +528,196 @@ def test_heatmap_stats_of_an_unknown_plan_is_a_404(client, workspace) -> None:
     err = get(client, "/stats/grids?plan=nope", 404)
     ids = [p.plan_id for p in read_plans(workspace)]
     assert err["description"] == f"plan 'nope' does not exist; plans are {ids}"
+
+
+# ---- a plan adopted while the service runs ---------------------------------------------------
+
+#: How long the tests wait for a change to reach the service: the plans are checked every
+#: 2 s (PlanService's check_every), then read again (well under a second here).
+PICKUP_S = 15.0
+
+
+def wait_for(probe, what: str, timeout: float = PICKUP_S) -> float:
+    """Call ``probe`` until it returns true; the seconds it took (fail after ``timeout``)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if probe():
+            return time.monotonic() - t0
+        time.sleep(0.2)
+    pytest.fail(f"{what}: not seen within {timeout:.0f} s")
+
+
+def elsewhere(code: str) -> None:
+    """Run ``code`` (with gridgeo.io's plan functions imported) in another process.
+
+    As ``gridgeo plan adopt`` does: a service whose store holds the workspace open must
+    not see GDAL write it from its own process (two SQLite libraries in one process
+    drop each other's locks: https://www.sqlite.org/howtocorrupt.html, 2.2.1).
+    """
+    import subprocess
+
+    prelude = (
+        "from datetime import date\nfrom gridgeo.io import *\nfrom gridgeo.partition import Plan\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", prelude + code], check=True, capture_output=True, timeout=120
+    )
+
+
+def draft_after_2027(path: str) -> None:
+    """Save base-2028 (the grids of base-2027 under a new id), a draft to adopt in tests."""
+    elsewhere(
+        f"p = {str(path)!r}\n"
+        "save_plan(p, read_plan(p, 'base-2027').replace(plan_id='base-2028', valid_from=None))"
+    )
+
+
+def test_an_adopted_plan_is_served_without_a_restart(workspace, tmp_path) -> None:
+    path = shutil.copy(workspace, tmp_path / "ws.gpkg")
+    c = create_app(ServiceConfig(data=path)).test_client()
+    later = "/collections/grids/items?datetime=2028-06-01&limit=1"
+    changes = "/collections/grid-changes/items?from=2027-06-01&to=2028-06-01&limit=1"
+    before = get(c, "/collections/plans/items?limit=100")
+    assert "base-2028" not in [f["id"] for f in before["features"]]
+    assert get(c, later)["plans"] == ["base-2027"]
+    assert get(c, changes)["to_plan"] == "base-2027"  # cached: from and to are one plan
+    draft_after_2027(path)
+    took = wait_for(
+        lambda: "base-2028" in [f["id"] for f in get(c, "/collections/plans/items")["features"]],
+        "the saved draft in /collections/plans/items",
+    )
+    assert get(c, later)["plans"] == ["base-2027"]  # a draft is in force on no day
+    elsewhere(f"adopt_plan({str(path)!r}, 'base-2028', valid_from='2028-01-01')")
+    took = max(took, wait_for(lambda: get(c, later)["plans"] == ["base-2028"], "the adoption"))
+    assert took < 10, took  # a check every 2 s, then one read
+    plans = {f["id"]: f["properties"] for f in get(c, "/collections/plans/items")["features"]}
+    assert plans["base-2027"]["valid_to"] == "2028-01-01"  # the grids collection is rebuilt
+    assert plans["base-2028"]["valid_from"] == "2028-01-01"
+    assert plans["base-2028"]["status"] == "scheduled"
+    one = get(c, "/collections/grids/items?datetime=2027-06-01&limit=1")["features"][0]
+    assert one["properties"]["valid_to"] == "2028-01-01"  # not the cached open end
+    body = get(c, changes)  # not the cached crosswalk of base-2027 with itself
+    assert (body["from_plan"], body["to_plan"]) == ("base-2027", "base-2028")
+    assert get(c, "/collections/plans/items")["layer_plan"] == "base-2025"  # in force today
+
+
+def test_the_grids_layer_and_lookup_keep_their_plan_until_a_restart(
+    late_start, tmp_path, caplog
+) -> None:
+    """A base plan in force today reaches the plans at once, the point lookup on restart."""
+    path = shutil.copy(late_start, tmp_path / "late.gpkg")
+    first = read_plan(path, "first")
+    c = create_app(ServiceConfig(data=path)).test_client()
+    body = get(c, "/collections/plans/items")
+    assert body["layer_plan"] == "first"
+    elsewhere(  # the grids of the first plan but one, in force from today
+        f"p = {str(path)!r}\n"
+        "g = read_plan(p, 'first').grids.sort_values('code')\n"
+        "save_plan(p, Plan.from_grids(g.iloc[:-1], plan_id='second',\n"
+        "                             retired_codes=[g['code'].iloc[-1]]))\n"
+        "adopt_plan(p, 'second', valid_from=date.today())"  # rewrites the grids layer too
+    )
+    with caplog.at_level("WARNING", logger="gridgeo.serve.plans"):
+        wait_for(
+            lambda: (
+                get(c, f"/collections/grids/items?datetime={date.today()}")["plans"] == ["second"]
+            ),
+            "the plan adopted from today",
+        )
+    body = get(c, "/collections/plans/items")
+    status = {f["id"]: f["properties"]["status"] for f in body["features"]}
+    assert status == {"first": "ended", "second": "in force"}
+    # the layer read at start-up still holds the first plan's grids, and says so
+    assert body["layer_plan"] == "first"
+    assert get(c, "/collections/grids/items?limit=1")["numberMatched"] == len(first.grids)
+    assert any(
+        "base plan 'second' is in force today, but the grids layer, the point lookup" in m
+        and "(plan 'first')" in m
+        for m in caplog.messages
+    ), caplog.messages
+    # a restart reads the grids layer that adopt_plan rewrote: one plan again (in another
+    # process, as a restart is: this one holds the workspace open, see elsewhere())
+    elsewhere(
+        "from gridgeo.serve import ServiceConfig, create_app\n"
+        f"c = create_app(ServiceConfig(data={str(path)!r})).test_client()\n"
+        "assert c.get('/collections/plans/items').get_json()['layer_plan'] == 'second'\n"
+        "n = c.get('/collections/grids/items?limit=1').get_json()['numberMatched']\n"
+        f"assert n == {len(first.grids) - 1}, n"
+    )
+
+
+def test_plans_are_checked_at_most_every_check_every_seconds() -> None:
+    from gridgeo.serve.features import FeatureService
+    from gridgeo.serve.plans import PlanService
+
+    grids = gpd.GeoDataFrame(
+        {"code": ["A"]}, geometry=[shapely.box(114.9, 25.3, 114.91, 25.31)], crs="EPSG:4490"
+    )
+    stored = {"v": 1, "plans": [Plan.from_grids(grids, plan_id="p1", valid_from="2024-01-01")]}
+    calls = {"version": 0, "load": 0}
+    now = [0.0]
+
+    def version():
+        calls["version"] += 1
+        return stored["v"]
+
+    def load():
+        calls["load"] += 1
+        if stored.get("broken"):
+            raise InputError("grid_versions is being written")
+        return list(stored["plans"])
+
+    svc = PlanService(
+        FeatureService({"grids": grids}), load=load, version=version, check_every=5,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    assert svc.plan_ids == ["p1"] and svc.layer_plan == "p1" and svc.generation == 1
+    for t in (1.0, 2.0, 4.9):  # within check_every: not checked
+        now[0] = t
+        assert svc.plan_ids == ["p1"]
+    assert calls == {"version": 2, "load": 1}  # before and after the first read
+    now[0] = 5.0
+    assert svc.plan_ids == ["p1"] and calls == {"version": 3, "load": 1}  # unchanged
+    stored["v"], stored["plans"] = 2, [*stored["plans"], Plan.from_grids(grids, plan_id="p2")]
+    stored["broken"] = True  # a writer is mid-way: the plans served stay, and it retries
+    now[0] = 10.0
+    assert svc.plan_ids == ["p1"] and calls["load"] == 2 and svc.generation == 1
+    del stored["broken"]
+    now[0] = 12.0
+    assert svc.plan_ids == ["p1"]  # the retry waits for the next check
+    now[0] = 15.0
+    assert svc.plan_ids == ["p1", "p2"] and svc.generation == 2 and calls["load"] == 3
+
+
+@pytest.mark.server
+def test_a_live_server_serves_an_adopted_plan_in_every_worker(workspace, tmp_path) -> None:
+    """`gridgeo plan adopt` while `gridgeo serve --workers 2` runs: no restart needed."""
+    import subprocess
+
+    import requests
+
+    path = shutil.copy(workspace, tmp_path / "ws.gpkg")
+    draft_after_2027(str(path))
+
+    def seen(url: str) -> tuple[list[str], bool]:
+        # a new connection each time, so that both workers answer
+        grids = requests.get(f"{url}/collections/grids/items?datetime=2028-06-01&limit=1",
+                             timeout=10, headers={"Connection": "close"}).json()  # fmt: skip
+        plans = requests.get(f"{url}/collections/plans/items?limit=100", timeout=10,
+                             headers={"Connection": "close"}).json()  # fmt: skip
+        status = {f["id"]: f["properties"]["status"] for f in plans["features"]}
+        return grids["plans"], status.get("base-2028") == "scheduled"
+
+    with serving(path, workers=2) as url:
+        for _ in range(6):
+            assert seen(url) == (["base-2027"], False)
+        subprocess.run(
+            [sys.executable, "-m", "gridgeo.cli", "plan", "adopt", str(path), "base-2028",
+             "--from", "2028-01-01", "--no-align"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        took = wait_for(lambda: seen(url) == (["base-2028"], True), "the adopted plan")
+        time.sleep(2 * 2.0 + 1)  # every worker has checked since
+        answers = [seen(url) for _ in range(12)]
+    assert answers == [(["base-2028"], True)] * 12
+    assert took < 10, took
