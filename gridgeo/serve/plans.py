@@ -306,9 +306,12 @@ class PlanService:
     def _find_layer_plan(self, plans: list[Plan]) -> str | None:
         """The base plan whose codes are those of the grids layer read at start-up."""
         try:
-            layer = set(self.features.collection("grids").ids)
-        except (NotFound, AttributeError):
+            grids = self.features.collection("grids")
+        except NotFound:
             return None
+        if not isinstance(grids, Collection):  # a layer read at start-up is a Collection
+            return None
+        layer = set(grids.ids)
         same = [p for p in plans if p.level == "base" and set(map(str, p.codes)) == layer]
         today = self._in_force_today(plans)
         for p in same:  # the plan in force today when it has the same grids
