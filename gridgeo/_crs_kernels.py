@@ -1,6 +1,6 @@
 """Compiled GCJ-02 / BD-09 transforms (numba), imported by :mod:`gridgeo.crs` on first use.
 
-The arithmetic is :mod:`gridgeo.crs`'s scalar functions, compiled here; each point is
+The arithmetic is :mod:`gridgeo._gcj`'s scalar functions, compiled here; each point is
 transformed (or inverted) on its own, so a point gives the same bits alone as in any batch,
 and as in plain Python. ``error_model="numpy"`` drops the zero-division checks from the hot
 loops: only points in (or within half a degree of) China's box reach a division, and no
@@ -20,23 +20,25 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from gridgeo import _numba  # noqa: F401  (fork-safe threading layer, before any launch)
-from gridgeo import crs as _crs
+from gridgeo import (
+    _gcj,
+    _numba,  # noqa: F401  (fork-safe threading layer, before any launch)
+)
 
 __all__ = ["forward", "inverse"]
 
-_OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
-_INLINE = {**_OPTS, "inline": "always"}
+_OPTS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+_INLINE: dict[str, Any] = {**_OPTS, "inline": "always"}
 
-#: The globals the compiled scalar functions see: gridgeo.crs's, with each scalar function
+#: The globals the compiled scalar functions see: gridgeo._gcj's, with each scalar function
 #: replaced by its compiled version as it is compiled (numba resolves a function's callees in
 #: its globals, and there they are plain Python functions).
-_NS: dict[str, Any] = dict(vars(_crs))
+_NS: dict[str, Any] = dict(vars(_gcj))
 
 
 def _jit(name: str, opts: dict[str, Any]) -> Any:
-    """Compile ``gridgeo.crs.<name>`` against :data:`_NS` (the same code object)."""
-    f = getattr(_crs, name)
+    """Compile ``gridgeo._gcj.<name>`` against :data:`_NS` (the same code object)."""
+    f = getattr(_gcj, name)
     g = types.FunctionType(f.__code__, _NS, f.__name__, f.__defaults__, f.__closure__)
     g.__qualname__ = f.__qualname__
     g.__module__ = f.__module__
@@ -57,14 +59,14 @@ _gcj_newton_1 = _jit("_gcj_newton_1", _INLINE)
 _fixed_point_1 = _jit("_fixed_point_1", _OPTS)
 
 # China's box, and the box half a degree larger outside which nothing is inverted
-_X0, _Y0, _X1, _Y1 = _crs.CHINA_BOX
-_M = _crs._INVERSE_MARGIN_DEG
+_X0, _Y0, _X1, _Y1 = _gcj.CHINA_BOX
+_M = _gcj._INVERSE_MARGIN_DEG
 _FX0, _FY0, _FX1, _FY1 = _X0 - _M, _Y0 - _M, _X1 + _M, _Y1 + _M
 
 
 @njit(**_OPTS)
 def _forward_1(x, y, bd):  # pragma: no cover  (compiled)
-    # the composition of gridgeo.crs._gcj_forward_1 (numba cannot call it: its callees are
+    # the composition of gridgeo._gcj._gcj_forward_1 (numba cannot call it: its callees are
     # plain Python functions there)
     ca, sa, cb, sb = _base_1(x, y)
     sx, sy, _, _, _, _ = _gcj_shift_1(x, y, ca, sa, cb, sb)
@@ -92,7 +94,7 @@ def forward(x, y, bd, out_x, out_y):  # pragma: no cover  (compiled)
 @njit(parallel=True, **_OPTS)
 def inverse(gx, gy, bd, out_x, out_y):  # pragma: no cover  (compiled)
     """GCJ-02 (or BD-09) -> WGS84 into ``out_x, out_y`` (the rules of
-    :func:`gridgeo.crs._inverse_py`); returns how many points took the fixed-point loop.
+    :func:`gridgeo._gcj._inverse_py`); returns how many points took the fixed-point loop.
 
     GCJ-02: one branch-free, vectorised pass of two Newton steps per point; the points whose
     bound fails (within ~0.001° of 105°E, or not finite and near the box) are flagged and

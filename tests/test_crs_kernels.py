@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridgeo import crs
+from gridgeo import _gcj, crs
 from gridgeo.crs import CHINA_BOX, from_wgs84, in_china, to_wgs84
 
 M_PER_DEG = 111_320.0
@@ -228,11 +228,11 @@ def test_import_crs_does_not_load_numba() -> None:
 # ---- GCJ-02's Newton inverse: its pieces, its bound, its fallback ---------------------------
 
 MARGIN = 0.55  # the region of the bound constants: China's box and 0.55° around it
-X_STRIP = crs._NEWTON_X0
+X_STRIP = _gcj._NEWTON_X0
 
 
 def _shift_and_jacobian(lon: float, lat: float) -> tuple[np.ndarray, np.ndarray]:
-    sx, sy, jxx, jxy, jyx, jyy = crs._gcj_shift_1(lon, lat, *crs._base_1(lon, lat))
+    sx, sy, jxx, jxy, jyx, jyy = _gcj._gcj_shift_1(lon, lat, *_gcj._base_1(lon, lat))
     return np.array([sx, sy]), np.array([[jxx, jxy], [jyx, jyy]])
 
 
@@ -241,7 +241,7 @@ def _shift_and_jacobian(lon: float, lat: float) -> tuple[np.ndarray, np.ndarray]
 def test_sincos_polynomials(t: float) -> None:
     import math
 
-    c, s = crs._sincos_1(t)
+    c, s = _gcj._sincos_1(t)
     assert abs(c - math.cos(t)) <= 5e-16 and abs(s - math.sin(t)) <= 5e-16
 
 
@@ -297,7 +297,7 @@ def test_second_derivative_bound(lon: float, lat: float, dx: float, dy: float) -
     s0, jac = _shift_and_jacobian(lon, lat)
     s1, _ = _shift_and_jacobian(lon + d[0], lat + d[1])
     rem = np.abs(s1 - s0 - jac @ d).max()
-    assert rem <= crs._SECOND_DERIV_GCJ / 2 / 2 * size**2
+    assert rem <= _gcj._SECOND_DERIV_GCJ / 2 / 2 * size**2
 
 
 def test_bound_constants_measured() -> None:
@@ -340,8 +340,8 @@ def test_bound_constants_measured() -> None:
     lons = np.r_[lons, 105.0 + strip, 105.0 - strip]
     lats = np.arange(y0 - MARGIN, y1 + MARGIN + 1e-9, 0.05)
     m, lip = scan(lons, lats, 1e-5)
-    assert 0.08 < m.max() <= crs._SECOND_DERIV_GCJ / 2  # measured 0.0835 on a finer grid
-    assert 0.007 < lip.max() <= crs._CONTRACTION_GCJ / 1.95  # measured 0.00757
+    assert 0.08 < m.max() <= _gcj._SECOND_DERIV_GCJ / 2  # measured 0.0835 on a finer grid
+    assert 0.007 < lip.max() <= _gcj._CONTRACTION_GCJ / 1.95  # measured 0.00757
 
 
 def _kernel_inverse(gx: np.ndarray, gy: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -358,7 +358,7 @@ def test_newton_is_vouched_for_away_from_105e(lon: float, lat: float) -> None:
     """Away from the strip along 105°E Newton's bound holds (no point is redone), and the
     bound is true: the result is within 5e-10° of the converged reference."""
     gx, gy = from_wgs84(lon, lat, "gcj02")
-    wx, wy, ok = crs._gcj_newton_1(float(gx[0]), float(gy[0]))
+    wx, wy, ok = _gcj._gcj_newton_1(float(gx[0]), float(gy[0]))
     rx, ry = _reference_inverse(gx, gy, "gcj02")
     if ok:
         assert abs(wx - rx[0]) <= 5e-10 + 2e-11 and abs(wy - ry[0]) <= 5e-10 + 2e-11
@@ -379,7 +379,7 @@ def test_fallback_near_105e() -> None:
     gx, gy = from_wgs84(lon, lat, "gcj02")
     gx = np.r_[gx, lon]
     gy = np.r_[gy, lat]
-    flags = [not crs._gcj_newton_1(float(a), float(b))[2] for a, b in zip(gx, gy)]
+    flags = [not _gcj._gcj_newton_1(float(a), float(b))[2] for a, b in zip(gx, gy)]
     ox, oy, n_todo = _kernel_inverse(gx, gy)
     assert n_todo == sum(flags)
     assert sum(flags[:n]) > 0.3 * n  # the strip (±1e-3°) is 1/3 of the preimages (±3e-3°)
@@ -392,10 +392,10 @@ def test_fallback_near_105e() -> None:
     # and those are exactly the points whose first iterate lies within the ball of the strip
     wx1 = []
     for a, b in zip(gx, gy):
-        ca, sa = crs._sincos_1((a - 105.0) * np.pi / 60.0)
-        cb, sb = crs._sincos_1((b - 35.0) * np.pi / 180.0)
-        s = crs._gcj_shift_1(a, b, ca, sa, cb, sb)
-        wx1.append(crs._newton_step_1(a, b, *s)[0])
+        ca, sa = _gcj._sincos_1((a - 105.0) * np.pi / 60.0)
+        cb, sb = _gcj._sincos_1((b - 35.0) * np.pi / 180.0)
+        s = _gcj._gcj_shift_1(a, b, ca, sa, cb, sb)
+        wx1.append(_gcj._newton_step_1(a, b, *s)[0])
     far = np.abs(np.array(wx1) - 105.0) > 2 * X_STRIP
     assert not np.array(flags)[far].any()
 
@@ -404,7 +404,7 @@ def test_box_edges_and_margin() -> None:
     """Coordinates at China's box edges and at the 0.5° margin: the kernel equals plain
     Python bit for bit, and the reference within 1e-9°."""
     x0, y0, x1, y1 = CHINA_BOX
-    m = crs._INVERSE_MARGIN_DEG
+    m = _gcj._INVERSE_MARGIN_DEG
     rng = np.random.default_rng(7)
     n = 400
     xs, ys = [], []
