@@ -708,16 +708,41 @@ def test_a_live_server_serves_an_adopted_plan_in_every_worker(workspace, tmp_pat
         status = {f["id"]: f["properties"]["status"] for f in plans["features"]}
         return grids["plans"], status.get("base-2028") == "scheduled"
 
+    # reports keep arriving while the plan is adopted: the workspace is also the live store
+    spots = gpd.read_file(path, layer="grids").geometry.representative_point()
+    posted: list[int] = []
+
+    def report(url: str, i: int) -> None:
+        p = spots.iloc[i % len(spots)]
+        r = requests.post(
+            f"{url}/collections/incidents/items?crs=cgcs2000",
+            json={"type": "Feature", "id": f"ADOPT-{i}",
+                  "geometry": {"type": "Point", "coordinates": [p.x, p.y]},
+                  "properties": {"category": "噪音"}},
+            timeout=30,
+        )  # fmt: skip
+        posted.append(r.status_code)
+
     with serving(path, workers=2) as url:
         for _ in range(6):
             assert seen(url) == (["base-2027"], False)
-        subprocess.run(
+        before = requests.get(f"{url}/collections/incidents/items?limit=1", timeout=10).json()
+        adopt = subprocess.Popen(
             [sys.executable, "-m", "gridgeo.cli", "plan", "adopt", str(path), "base-2028",
              "--from", "2028-01-01", "--no-align"],
-            check=True, capture_output=True, timeout=120,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        while adopt.poll() is None:
+            report(url, len(posted))
+        _, err = adopt.communicate(timeout=120)
+        assert adopt.returncode == 0, err
         took = wait_for(lambda: seen(url) == (["base-2028"], True), "the adopted plan")
+        for _ in range(20):
+            report(url, len(posted))
         time.sleep(2 * 2.0 + 1)  # every worker has checked since
         answers = [seen(url) for _ in range(12)]
+        after = requests.get(f"{url}/collections/incidents/items?limit=1", timeout=10).json()
     assert answers == [(["base-2028"], True)] * 12
     assert took < 10, took
+    assert len(posted) > 20 and set(posted) == {201}, sorted(set(posted))
+    assert after["numberMatched"] == before["numberMatched"] + len(posted)
