@@ -16,11 +16,14 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from gridgeo.assign.locator import Locator
-from gridgeo.assign.route import dispatch_codes
+from gridgeo.assign.route import DISPATCH_CODES, default_routes, dispatch_codes
+from gridgeo.codes import DEPARTMENTS
 from gridgeo.crs import to_wgs84
 from gridgeo.errors import CRSError, InputError
+from gridgeo.io.store.base import prepare_points
 
 __all__ = ["IngestReport", "ingest", "locate_for_store", "locate_records"]
 
@@ -104,6 +107,35 @@ def locate_for_store(
     >>> out.crs.to_epsg(), out["grid_code"].tolist(), out["lng"].tolist()
     (4490, ['G1'], [115.5])
     """
+    cols, lon, lat = _located_columns(incidents, locator, crs=crs, routes=routes)
+    out = gpd.GeoDataFrame(
+        pd.DataFrame(incidents.drop(columns=incidents.geometry.name)),
+        geometry=shapely.points(lon, lat),
+        crs="EPSG:4490",
+        index=incidents.index,
+    )
+    for column, values in cols.items():
+        if column in incidents.columns and column != "department":
+            continue  # as given
+        # object columns stay object (pandas 3 would convert them to str, row by row)
+        is_object = isinstance(values, np.ndarray) and values.dtype.kind == "O"
+        out[column] = pd.Series(values, index=out.index, dtype=object) if is_object else values
+    return out
+
+
+def _located_columns(
+    incidents: gpd.GeoDataFrame,
+    locator: Locator,
+    *,
+    crs: Any,
+    routes: dict[str, str] | None,
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """:func:`locate_for_store` as columns and coordinates, without building point objects.
+
+    Returns the attribute columns (the input's, then ``lng``/``lat`` if they
+    were missing, then the dispatch codes as object arrays), and the points'
+    longitudes and latitudes in EPSG:4490.
+    """
     if not isinstance(incidents, gpd.GeoDataFrame):
         raise InputError(f"incidents must be a GeoDataFrame, got {type(incidents).__name__}")
     src = crs if crs is not None else incidents.crs
@@ -112,28 +144,79 @@ def locate_for_store(
             "the incidents have no CRS: set one, or say which with crs= "
             "(wgs84, cgcs2000, gcj02, bd09 or an EPSG code)"
         )
-    geom = incidents.geometry
-    bad = geom.isna() | geom.is_empty | (geom.geom_type != "Point")
+    geom = np.asarray(incidents.geometry.array, dtype=object)
+    bad = shapely.is_missing(geom) | (shapely.get_type_id(geom) != shapely.GeometryType.POINT)
+    bad |= shapely.is_empty(geom)
     if bad.any():
-        rows = [str(i) for i in incidents.index[bad.to_numpy()][:5]]
+        rows = [str(i) for i in incidents.index[bad][:5]]
         raise InputError(f"incidents must be non-empty points; bad geometry at rows {rows}")
-    x = geom.x.to_numpy(dtype=np.float64)
-    y = geom.y.to_numpy(dtype=np.float64)
+    x = shapely.get_x(geom)
+    y = shapely.get_y(geom)
     lon, lat = to_wgs84(x, y, src)
-    out = gpd.GeoDataFrame(
-        pd.DataFrame(incidents.drop(columns=incidents.geometry.name)),
-        geometry=gpd.points_from_xy(lon, lat),
-        crs="EPSG:4490",
-        index=incidents.index,
-    )
-    if "lng" not in out.columns or "lat" not in out.columns:
-        out["lng"], out["lat"] = x, y
-    codes = dispatch_codes(out, locator, routes)
-    given = out["department"] if "department" in out.columns else None
-    for column in codes.columns:
-        out[column] = codes[column]
+    name = incidents.geometry.name
+    cols: dict[str, Any] = {c: incidents[c] for c in incidents.columns if c != name}
+    if "lng" not in cols or "lat" not in cols:
+        cols["lng"], cols["lat"] = x, y
+    given = cols.get("department")
+    codes = _dispatch_columns(cols, lon, lat, locator, routes)
+    cols.update(codes)
     if given is not None:
-        out["department"] = codes["department"].where(codes["department"].notna(), given)
+        routed = codes["department"]
+        given = np.asarray(given, dtype=object)
+        keep = np.equal(routed, None) & ~pd.isna(given)
+        cols["department"] = np.where(keep, given, routed)
+    return cols, lon, lat
+
+
+def _dispatch_columns(
+    frame: dict[str, Any],
+    lon: np.ndarray,
+    lat: np.ndarray,
+    locator: Locator,
+    routes: dict[str, str] | None,
+) -> dict[str, np.ndarray]:
+    """:func:`dispatch_codes` of points at ``lon``/``lat`` (EPSG:4490) with the columns
+    ``frame``, as object arrays with ``None`` for no value: the same lookups and
+    routing, each column taken from the layers' keys by the located codes (numpy).
+    """
+    # the same checks and messages (columns, CRS, routes): on no rows, they cost nothing
+    empty = gpd.GeoDataFrame({c: [] for c in frame}, geometry=[], crs="EPSG:4490")
+    dispatch_codes(empty, locator, routes)
+    names = locator.layer_names
+    if routes is None:
+        routes = {c: lay for c, lay in default_routes().items() if lay in names}
+    located = locator.locate(lon, lat, crs="EPSG:4490")
+
+    def keys(layer: str) -> np.ndarray:
+        """The keys of ``layer`` at each row (None outside every zone)."""
+        col = located[layer]
+        table = np.append(np.asarray(col.cat.categories, dtype=object), None)
+        return table[col.cat.codes.to_numpy()]  # code -1 takes the last entry, None
+
+    n = len(lon)
+    out: dict[str, np.ndarray] = {}
+    for column, layer in DISPATCH_CODES.items():
+        out[column] = keys(layer) if layer in names else np.full(n, None, dtype=object)
+    cat_codes, cats = pd.factorize(pd.Series(frame["category"]).astype(str))
+    layer_of = [routes.get(c) for c in cats]
+    zone = np.full(n, None, dtype=object)
+    for layer in dict.fromkeys(lay for lay in layer_of if lay is not None):
+        which = [k for k, lay in enumerate(layer_of) if lay == layer]
+        hit = np.isin(cat_codes, which)
+        zone[hit] = keys(layer)[hit]
+    department_of = {v: k for k, v in DEPARTMENTS.items()}
+    depts = np.array([department_of.get(lay) if lay else None for lay in layer_of] + [None],
+                     dtype=object)  # fmt: skip
+    out["zone_code"] = zone
+    out["department"] = depts[cat_codes]
+    unknown = np.bincount(cat_codes[cat_codes >= 0], minlength=len(cats))
+    unknown = {c: int(k) for c, k, lay in zip(cats, unknown, layer_of) if lay is None and k}
+    if unknown:  # as route() says it, under its logger
+        logging.getLogger("gridgeo.assign.route").warning(
+            "%d incidents of unknown categories went to their grid: %s",
+            sum(unknown.values()),
+            dict(sorted(unknown.items(), key=lambda kv: -kv[1])[:10]),
+        )
     return out
 
 
@@ -201,7 +284,7 @@ def ingest(
 
     Chunks are written by :meth:`IncidentStore.append_chunks`: one
     transaction each (PostGIS: one for a load of 1,000+ rows, see
-    :meth:`PostGISStore.append_chunks`). Before a chunk is located, the store is
+    :meth:`PostGISStore.append_chunks`). Before the load, the store is
     asked which of its ids it holds already (:meth:`IncidentStore.stored_ids`):
     those rows are skipped, neither located nor written, so loading a file
     again costs one id lookup a row. An id stored between that lookup and the
@@ -276,34 +359,37 @@ def ingest(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=report.rows, unit="incident", desc="ingest")
+    # the stored ids are looked up before the load: a store may lock its table while it
+    # reads the chunks (PostGIS rebuilding its indexes)
+    listed = ids.tolist()
+    stored: set[str] = set()
+    for lo in range(0, len(listed), chunk):
+        stored |= store.stored_ids(listed[lo : lo + chunk])
+    if stored:
+        # set membership in Python: pandas' isin on Arrow strings took 20 µs an id
+        todo = np.fromiter((i not in stored for i in listed), dtype=bool, count=len(listed))
+        report.existing.extend(ids[~todo].tolist())
+        incidents, ids = incidents[todo], ids[todo]
+        if bar is not None:
+            bar.update(int((~todo).sum()))
+    if bar is not None:
+        bar.update(int(again.sum()))
 
-    def located() -> Iterator[gpd.GeoDataFrame]:
+    def located() -> Iterator[Any]:
         for lo in range(0, len(incidents), chunk):
-            part_ids = ids.iloc[lo : lo + chunk]
-            listed = part_ids.tolist()
-            stored = store.stored_ids(listed)
-            # set membership in Python: pandas' isin on Arrow strings took 20 µs an id
-            todo = (
-                np.fromiter((i not in stored for i in listed), dtype=bool, count=len(listed))
-                if stored
-                else None
-            )
-            if todo is not None:
-                report.existing.extend(part_ids[~todo].tolist())
-            if todo is None or todo.any():
-                part = incidents.iloc[lo : lo + chunk]
-                if todo is not None:
-                    part, part_ids = part[todo], part_ids[todo]
-                ready = locate_for_store(part, locator, crs=crs, routes=routes)
-                ready["id"] = part_ids.to_numpy()
-                yield ready
+            part = incidents.iloc[lo : lo + chunk]
+            cols, lon, lat = _located_columns(part, locator, crs=crs, routes=routes)
+            cols["id"] = ids.iloc[lo : lo + chunk]
+            # checked here, in the store's words: the store writes it as it is
+            yield prepare_points(cols, lon, lat)
             if bar is not None:
-                bar.update(min(chunk, len(incidents) - lo) + (int(again.sum()) if lo == 0 else 0))
+                bar.update(len(part))
 
     try:
-        res = store.append_chunks(located(), total=len(incidents))
-        report.new.extend(res.new)
-        report.existing.extend(res.existing)
+        if len(incidents):
+            res = store.append_chunks(located(), total=len(incidents))
+            report.new.extend(res.new)
+            report.existing.extend(res.existing)
     finally:
         if bar is not None:
             bar.close()

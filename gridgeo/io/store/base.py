@@ -619,6 +619,22 @@ def check_bbox(bbox: Sequence[float] | None) -> tuple[float, float, float, float
     return x0, y0, x1, y1
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch that :func:`prepare` has checked already: its frame, passed to a store as is.
+
+    :func:`prepare_points` makes one (a bulk load builds its columns without a
+    GeoDataFrame, and so without a shapely point a row); :func:`prepare` returns
+    its frame unchanged, so :meth:`IncidentStore.append` and
+    :meth:`IncidentStore.append_chunks` take it like any batch.
+    """
+
+    frame: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
 def prepare(data: Any) -> pd.DataFrame:
     """Validate a batch to append: one row per incident, in input order.
 
@@ -631,12 +647,14 @@ def prepare(data: Any) -> pd.DataFrame:
     ValidationError
         Listing every bad row (position and id).
     """
+    if isinstance(data, Prepared):
+        return data.frame
     if isinstance(data, gpd.GeoDataFrame):
         if data.crs is None:
             raise CRSError("incidents have no CRS; set one (e.g. .set_crs('EPSG:4490'))")
         gdf = data.to_crs(CRS) if not data.crs.equals(CRS) else data
         frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True)
-        geoms = np.asarray(gdf.geometry.to_numpy(), dtype=object)
+        geoms = np.asarray(gdf.geometry.array, dtype=object)
     else:
         if isinstance(data, (Mapping, str, bytes)):
             raise InputError("append expects a GeoDataFrame or a list of records, got one mapping")
@@ -661,6 +679,67 @@ def prepare(data: Any) -> pd.DataFrame:
         )
         geoms = np.array([_geometry(g) for g in raw], dtype=object)
     n = len(frame)
+    null = np.asarray(shapely.is_missing(geoms), dtype=bool).reshape(n)
+    types = np.asarray(shapely.get_type_id(geoms)).reshape(n)
+    empty = ~null & np.asarray(shapely.is_empty(geoms), dtype=bool).reshape(n)
+    point = ~null & ~empty & (types == shapely.GeometryType.POINT)
+    xy = np.full((n, 2), np.nan)
+    if point.any():
+        xy[point] = shapely.get_coordinates(geoms[point])
+    return _prepare(frame, xy[:, 0], xy[:, 1], null | empty, ~null & ~empty & ~point)
+
+
+def prepare_points(columns: Mapping[str, Any], x: Any, y: Any) -> Prepared:
+    """:func:`prepare` of attribute columns and point coordinates (EPSG:4490), no geometries.
+
+    The same checks and messages as :func:`prepare` (a NaN coordinate is a
+    missing geometry), without a shapely point a row: a bulk load that knows
+    its coordinates as arrays passes them here.
+
+    Parameters
+    ----------
+    columns
+        Column name → values (Series or arrays of one length, as :func:`prepare`
+        takes them), with at least ``id``, ``category`` and ``reported_at``.
+    x, y
+        Longitudes and latitudes in EPSG:4490.
+
+    Returns
+    -------
+    Prepared
+
+    Raises
+    ------
+    ValidationError
+        Listing every bad row (position and id).
+
+    Examples
+    --------
+    >>> batch = prepare_points({"id": ["A1"], "category": ["噪音"],
+    ...     "reported_at": ["2025-03-01 08:00"]}, [115.0], [25.0])
+    >>> prepare(batch)[["id", "status", "x", "y"]].values.tolist()
+    [['A1', '受理', 115.0, 25.0]]
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    frame = pd.DataFrame(
+        {k: v.reset_index(drop=True) if isinstance(v, pd.Series) else v
+         for k, v in columns.items()}
+    )  # fmt: skip
+    if len(frame) != len(x) or len(x) != len(y):
+        raise InputError(
+            f"columns ({len(frame)} rows), x ({len(x)}) and y ({len(y)}) differ in length"
+        )
+    missing = np.isnan(x) | np.isnan(y)
+    return Prepared(_prepare(frame, x, y, missing, np.zeros(len(x), dtype=bool)))
+
+
+def _prepare(
+    frame: pd.DataFrame, x: np.ndarray, y: np.ndarray, no_geometry: np.ndarray,
+    not_point: np.ndarray,
+) -> pd.DataFrame:  # fmt: skip
+    """The checks of :func:`prepare` on attribute columns and the points' coordinates."""
+    n = len(frame)
     problems: list[str] = []
     missing = [c for c in ("id", "category", "reported_at") if c not in frame.columns]
     if missing:
@@ -668,38 +747,40 @@ def prepare(data: Any) -> pd.DataFrame:
             [f"missing column(s) {missing}; columns are {[*frame.columns, 'geometry']}"],
             what="incident batch",
         )
-    ids = _text(frame["id"])
-    label = [f"row {i}" + (f" (id {v!r})" if v is not None else "") for i, v in enumerate(ids)]
+    ids = _text_array(frame["id"])
 
     def bad(mask: np.ndarray, why: str) -> None:
         where = np.flatnonzero(mask)
         if len(where):
-            shown = ", ".join(label[i] for i in where[:5])
+            label = [
+                f"row {i}" + (f" (id {ids[i]!r})" if ids[i] is not None else "") for i in where[:5]
+            ]
             more = f" and {len(where) - 5} more" if len(where) > 5 else ""
-            problems.append(f"{shown}{more}: {why}")
+            problems.append(f"{', '.join(label)}{more}: {why}")
 
-    bad(np.array([v is None for v in ids], dtype=bool), "'id' is missing")
-    dup = pd.Series(ids).duplicated(keep=False).to_numpy() & np.array([v is not None for v in ids])
+    no_id = _none(ids)
+    bad(no_id, "'id' is missing")
+    dup = pd.Series(ids, dtype=object).duplicated(keep=False).to_numpy() & ~no_id
     bad(dup, "'id' appears more than once in the batch")
-    # columns gathered first, the frame built once (a live POST is one row: pandas'
-    # per-assignment overhead would dominate); object columns: pandas 3 would store
-    # None in a str column as NaN
-    cols: dict[str, Any] = {"id": pd.Series(ids, dtype=object)}
-    cats = _text(frame["category"])
-    bad(np.array([v is None for v in cats], dtype=bool), "'category' is missing")
-    cols["category"] = pd.Series(cats, dtype=object)
+    # object columns: pandas 3 would store None in a str column as NaN
+    cols: dict[str, Any] = {"id": ids}
+    cats = _text_array(frame["category"])
+    bad(_none(cats), "'category' is missing")
+    cols["category"] = cats
     for col in TEXT_COLUMNS:
-        cols[col] = pd.Series(
-            _text(frame[col]) if col in frame.columns else [None] * n, dtype=object
-        )
+        cols[col] = _text_array(frame[col]) if col in frame.columns else np.full(n, None, object)
     reported = to_utc(frame["reported_at"])
     bad(reported.isna().to_numpy(), "'reported_at' is missing or not an ISO 8601 time")
     cols["reported_at"] = reported
-    status = _text(frame["status"]) if "status" in frame.columns else [None] * n
-    status = [STATUSES[0] if s is None else s for s in status]
-    bad(np.array([s not in STATUSES for s in status]), f"'status' must be one of {list(STATUSES)}")
-    cols["status"] = pd.Series(status, dtype=object)
-    is_closed = np.array([s == CLOSED for s in status], dtype=bool)
+    if "status" in frame.columns:
+        status = _text_array(frame["status"])
+        status[_none(status)] = STATUSES[0]
+        bad(~pd.Series(status, dtype=object).isin(STATUSES).to_numpy(),
+            f"'status' must be one of {list(STATUSES)}")  # fmt: skip
+    else:
+        status = np.full(n, STATUSES[0], dtype=object)
+    cols["status"] = status
+    is_closed = np.asarray(status == CLOSED, dtype=bool).reshape(n)
     if "closed_at" in frame.columns or is_closed.any():
         closed = (
             to_utc(frame["closed_at"])
@@ -713,35 +794,44 @@ def prepare(data: Any) -> pd.DataFrame:
     cols["closed_at"] = closed
     for col in ("lng", "lat"):
         if col in frame.columns:
-            vals = np.asarray(pd.to_numeric(frame[col], errors="coerce"), dtype="float64")
-            given = frame[col].notna().to_numpy()
-            bad(given & np.isnan(vals), f"'{col}' is not a number")
+            raw = frame[col]
+            if raw.dtype.kind == "f":
+                vals = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                vals = np.asarray(pd.to_numeric(raw, errors="coerce"), dtype="float64")
+                given = raw.notna().to_numpy()
+                bad(given & np.isnan(vals), f"'{col}' is not a number")
             cols[col] = vals
         else:
             cols[col] = np.full(n, np.nan)
-    null = np.array([g is None for g in geoms], dtype=bool)
-    types = np.full(n, -1)
-    types[~null] = shapely.get_type_id(geoms[~null])
-    empty = ~null & np.asarray(shapely.is_empty(np.where(null, shapely.Point(), geoms)), bool)
-    bad(null | empty, "geometry is missing or empty")
-    bad(~null & ~empty & (types != shapely.GeometryType.POINT), "geometry must be a Point")
-    xy = np.full((n, 2), np.nan)
-    ok = ~null & ~empty & (types == shapely.GeometryType.POINT)
-    if ok.any():
-        xy[ok] = shapely.get_coordinates(geoms[ok])
+    bad(no_geometry, "geometry is missing or empty")
+    bad(not_point, "geometry must be a Point")
+    ok = ~no_geometry & ~not_point
     bx0, by0, bx1, by1 = CHINA_BOX
-    outside = ok & ~((xy[:, 0] >= bx0) & (xy[:, 0] <= bx1) & (xy[:, 1] >= by0) & (xy[:, 1] <= by1))
+    with np.errstate(invalid="ignore"):
+        inside = (x >= bx0) & (x <= bx1) & (y >= by0) & (y <= by1)
     bad(
-        outside,
+        ok & ~inside,
         f"point lies outside China ({bx0}..{bx1}°E, {by0}..{by1}°N); expected EPSG:4490 lon/lat",
     )
     if problems:
         raise ValidationError(problems, what=f"incident batch of {n} row{'s' * (n != 1)}")
-    cols["x"] = xy[:, 0]
-    cols["y"] = xy[:, 1]
+    cols["x"] = x
+    cols["y"] = y
     order = ["id", "category", *TEXT_COLUMNS, "reported_at", "status", "closed_at", "lng", "lat",
              "x", "y"]  # fmt: skip
-    return pd.DataFrame({k: _plain(cols[k]) for k in order})
+    return pd.DataFrame(
+        {k: pd.Series(v, dtype=object) if k in _OBJECT else _plain(cols[k])
+         for k in order for v in (cols[k],)}
+    )  # fmt: skip
+
+
+_OBJECT = frozenset(("id", "category", "status", *TEXT_COLUMNS))
+
+
+def _none(values: np.ndarray) -> np.ndarray:
+    """Which entries of an object array are None."""
+    return np.asarray(np.equal(values, None), dtype=bool).reshape(len(values))
 
 
 def _plain(v: Any) -> Any:
@@ -775,6 +865,45 @@ def _text(values: pd.Series) -> list[str | None]:
     txt = values.astype("string").str.strip()
     txt = txt.where(txt.str.len() > 0)
     return txt.astype(object).where(txt.notna(), None).tolist()
+
+
+def _text_array(values: pd.Series) -> np.ndarray:
+    """:func:`_text` as an object array, without a Python call a row for a big batch.
+
+    A column of few distinct values (categories, zone codes) is cleaned value by
+    value and spread by its codes; strings that start and end with no blank
+    (ids) are taken as they are; anything else goes through :func:`_text`.
+    """
+    n = len(values)
+    if n <= 256:
+        return np.array([*_text(values), None], dtype=object)[:n]
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) <= n // 4:
+        clean = (
+            _text(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
+            if len(uniques) > 256
+            else [_text1(v) for v in uniques]
+        )
+        return np.array([*clean, None], dtype=object)[codes]
+    obj = values.to_numpy(dtype=object, na_value=None)
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array(obj, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all str (numbers, …)
+        return np.array([*_text(values), None], dtype=object)[:n]
+    edge = pc.match_substring_regex(arr, _EDGE_BLANK)
+    fix = np.asarray(pc.fill_null(pc.or_(edge, pc.equal(pc.utf8_length(arr), 0)), False))
+    if fix.any():
+        obj = obj.copy()
+        obj[fix] = [_text1(v) for v in obj[fix]]
+    return obj
+
+
+# what str.strip() strips (every str.isspace() character), at either end of a text
+_BLANKS = "".join(f"\\x{{{c:x}}}" for c in range(0x3001) if chr(c).isspace())
+_EDGE_BLANK = f"^[{_BLANKS}]|[{_BLANKS}]$"
 
 
 def empty_frame() -> gpd.GeoDataFrame:

@@ -20,8 +20,9 @@ import io
 import json
 import logging
 import os
+import tempfile
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -34,6 +35,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.copy import QueuedLibpqWriter
 
 from gridgeo.errors import InputError, NotFound
+from gridgeo.io.store import _pgcopy
 from gridgeo.io.store._group import GroupCommit
 from gridgeo.io.store.base import (
     CLOSED,
@@ -122,6 +124,16 @@ _INSERT_STAGED = (
     "FROM _incident_stage ORDER BY pos ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 _COPY_STAGE = f"COPY _incident_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
+# the bulk load (append_chunks): binary COPY into incidents, or into a staging table
+_DIRECT = ", ".join(_pgcopy.COLUMNS)
+_COPY_DIRECT = f"COPY incidents ({_DIRECT}) FROM STDIN (FORMAT binary)"
+_COPY_LOAD = f"COPY _incident_load ({_DIRECT}) FROM STDIN (FORMAT binary)"
+_INSERT_LOAD = (
+    f"INSERT INTO incidents ({_DIRECT}) SELECT {_DIRECT} FROM _incident_load ORDER BY pos "
+    "ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_BINARY_TYPES = {"geom": "geometry", **_STAGE_TYPES}
+_SPOOL_BYTES = 64 << 20  # a load spools in memory up to this, then in a temporary file
 #: From this many rows, a load into a table holding no more rows rebuilds the indexes.
 _REBUILD_ROWS = 1000
 _SELECT = ", ".join(
@@ -300,47 +312,59 @@ class PostGISStore(IncidentStore):
             copy.write(data)
 
     def append_chunks(self, chunks: Iterable[Any], *, total: int | None = None) -> AppendResult:
-        """A load of 1,000+ rows is one transaction: every chunk is COPYed to a staging
-        table, then inserted at once (``ON CONFLICT (id) DO NOTHING``). When the load
-        holds at least as many rows as the table, the table's indexes other than its
-        primary key are dropped first and built again afterwards from their own
-        definitions: a GiST index built at once (sorted) costs a fraction of one
-        maintained a row at a time (~16 µs a point). Readers of the table then wait
-        for the transaction (its DDL locks the table); a smaller load leaves them free.
+        """A load of 1,000+ rows is one transaction, sent as one binary ``COPY`` straight
+        into ``incidents`` (:mod:`._pgcopy`; a thread sends a chunk while the next one
+        is prepared here). The write lock is taken first, so ``seq`` follows the input
+        and live writers wait for the load.
+
+        An id already stored (or given in two chunks) makes that COPY fail with a
+        unique violation: it is rolled back to a savepoint and the load, kept in a
+        spooled temporary file meanwhile, goes through a staging table instead,
+        ``INSERT … ON CONFLICT (id) DO NOTHING``: the first of each id is stored, the
+        rest reported as existing. :func:`~gridgeo.assign.ingest.ingest` leaves out the
+        ids stored already, so its loads take the direct way.
+
+        When the load holds at least as many rows as the table, the table's indexes
+        other than its primary key are dropped first and built again afterwards from
+        their own definitions: a GiST index built at once (sorted) costs a fraction of
+        one maintained a row at a time (~16 µs a point). Readers of the table then wait
+        for the transaction (its DDL locks the table).
         """
         if total is None or total < _REBUILD_ROWS:
             return super().append_chunks(chunks, total=total)
         ids: list[str] = []
         indexes: list[tuple[str, str]] = []
+        fresh: set[str] | None = None
+        todo = iter(chunks)
         try:
-            with self._connection() as conn, conn.cursor() as cur:
-                self._stage(cur)
-                # one COPY for the whole load, sent by a thread: the server reads a chunk
-                # while the next one is located here
-                with cur.copy(_COPY_STAGE, writer=QueuedLibpqWriter(cur)) as copy:
-                    for chunk in chunks:
-                        batch = prepare(chunk)
-                        if len(batch):
-                            self._copy(cur, batch, len(ids), copy)
-                            ids += batch["id"].tolist()
-                if not ids:
-                    return AppendResult([], [])
+            with (
+                tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool,
+                self._connection() as conn,
+                conn.cursor() as cur,
+            ):
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
                 cur.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM incidents LIMIT %s) AS t", (len(ids) + 1,)
+                    "SELECT count(*) FROM (SELECT 1 FROM incidents LIMIT %s) AS t", (total + 1,)
                 )
-                if cur.fetchone()[0] <= len(ids):
-                    cur.execute(
-                        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = "
-                        "'incidents' AND i.schemaname = current_schema() AND NOT EXISTS ("
-                        "SELECT 1 FROM pg_constraint c WHERE c.conrelid = 'incidents'::regclass "
-                        "AND c.conname = i.indexname) ORDER BY i.indexname"
-                    )
-                    indexes = cur.fetchall()
-                for name, _ in indexes:
-                    cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-                cur.execute(_INSERT_STAGED)
-                fresh = {r[0] for r in cur.fetchall()}
+                if cur.fetchone()[0] <= total:
+                    indexes = self._drop_indexes(cur)
+                try:
+                    with (
+                        conn.transaction(),
+                        cur.copy(_COPY_DIRECT, writer=QueuedLibpqWriter(cur)) as copy,
+                    ):
+                        copy.write(_pgcopy.SIGNATURE)
+                        for data in self._encoded(todo, ids, spool):
+                            copy.write(data)
+                        copy.write(_pgcopy.TRAILER)
+                except psycopg.errors.UniqueViolation as err:
+                    log.info("%s: %s; the load goes through a staging table", self.name,
+                             _first_line(err))  # fmt: skip
+                    fresh = self._insert_staged(cur, todo, ids, spool)
+                if not ids:
+                    return AppendResult([], [])
+                if fresh is None:  # every row went in
+                    fresh = set(ids)
                 if indexes:
                     cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 for _, ddl in indexes:
@@ -360,6 +384,50 @@ class PostGISStore(IncidentStore):
             else:
                 existing.append(i)
         return AppendResult(new, existing)
+
+    @staticmethod
+    def _encoded(chunks: Iterator[Any], ids: list[str], spool: Any) -> Iterator[bytes]:
+        """Binary COPY rows of each chunk, once it is checked; each is also spooled and
+        its ids listed before it is handed on."""
+        for chunk in chunks:
+            batch = prepare(chunk)
+            if len(batch):
+                data = _pgcopy.rows(batch)
+                spool.write(data)
+                ids += batch["id"].tolist()
+                yield data
+
+    @staticmethod
+    def _drop_indexes(cur: psycopg.Cursor) -> list[tuple[str, str]]:
+        """Drop the indexes of ``incidents`` but its primary key; their (name, DDL)."""
+        cur.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = "
+            "'incidents' AND i.schemaname = current_schema() AND NOT EXISTS ("
+            "SELECT 1 FROM pg_constraint c WHERE c.conrelid = 'incidents'::regclass "
+            "AND c.conname = i.indexname) ORDER BY i.indexname"
+        )
+        indexes = cur.fetchall()
+        for name, _ in indexes:
+            cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        return indexes
+
+    def _insert_staged(
+        self, cur: psycopg.Cursor, rest: Iterator[Any], ids: list[str], spool: Any
+    ) -> set[str]:
+        """The load through a staging table: what was spooled, then the chunks not read
+        yet; inserted in input order with ``ON CONFLICT (id) DO NOTHING``. The ids stored."""
+        ddl = ", ".join(f"{c} {_BINARY_TYPES.get(c, 'text')}" for c in _pgcopy.COLUMNS)
+        cur.execute(f"CREATE TEMP TABLE _incident_load (pos bigserial, {ddl}) ON COMMIT DROP")
+        with cur.copy(_COPY_LOAD, writer=QueuedLibpqWriter(cur)) as copy:
+            copy.write(_pgcopy.SIGNATURE)
+            spool.seek(0)
+            while data := spool.read(_SPOOL_BYTES):
+                copy.write(data)
+            for data in self._encoded(rest, ids, io.BytesIO()):
+                copy.write(data)
+            copy.write(_pgcopy.TRAILER)
+        cur.execute(_INSERT_LOAD)
+        return {r[0] for r in cur.fetchall()}
 
     def stored_ids(self, ids: Iterable[str]) -> set[str]:
         wanted = [str(i) for i in ids]
