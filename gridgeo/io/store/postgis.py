@@ -1,12 +1,14 @@
 """The PostGIS incident store: a PostgreSQL table with a GiST-indexed point column.
 
 Connections come from a :class:`psycopg_pool.ConnectionPool` (opened lazily, and
-again in a forked child). Bulk appends ``COPY`` the batch into a temporary
-staging table, then ``INSERT … SELECT … ON CONFLICT (id) DO NOTHING RETURNING
-id``, all in one transaction. ``seq`` comes from a sequence; writers take a
-transaction-level advisory lock before drawing from it, so rows become visible
-in ``seq`` order and a poller of :meth:`~PostGISStore.changes_since` never skips
-a row committed late with a smaller ``seq``.
+again in a forked child). Batches are sent by binary ``COPY`` (:mod:`._pgcopy`):
+:meth:`~PostGISStore.append` into a temporary staging table, then ``INSERT …
+SELECT … ON CONFLICT (id) DO NOTHING RETURNING id``, all in one transaction; a
+large load straight into the table (see :meth:`~PostGISStore.append_chunks`).
+``seq`` comes from a sequence; writers take a transaction-level advisory lock
+before drawing from it, so rows become visible in ``seq`` order and a poller of
+:meth:`~PostGISStore.changes_since` never skips a row committed late with a
+smaller ``seq``.
 
 The schema is created on first use, or by ``gridgeo db init DSN``: the table
 ``schema_version`` records which of :data:`MIGRATIONS` ran; new ones are
@@ -17,6 +19,7 @@ first store that opens the database.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -26,7 +29,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import psycopg
 import shapely
@@ -102,29 +104,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ),
 )
 
-_STAGE_COLUMNS = (
-    "pos", "id", "x", "y", "category", "department", "reported_at", "lng", "lat", "source",
-    "description", "status", "closed_at", "grid_code", "community_code", "town_code",
-    "beat_code", "zone_code",
-)  # fmt: skip
-_STAGE_TYPES = {
-    "pos": "integer",
-    "x": "double precision",
-    "y": "double precision",
-    "lng": "double precision",
-    "lat": "double precision",
-    "reported_at": "timestamptz",
-    "closed_at": "timestamptz",
-}
 _ISO = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
-_STAGED_COLUMNS = [c for c in COLUMNS if c not in ("seq", "updated_at")]
-_INSERT_STAGED = (
-    f"INSERT INTO incidents (geom, {', '.join(_STAGED_COLUMNS)}) "
-    f"SELECT ST_SetSRID(ST_MakePoint(x, y), {SRID}), {', '.join(_STAGED_COLUMNS)} "
-    "FROM _incident_stage ORDER BY pos ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-_COPY_STAGE = f"COPY _incident_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
-# the bulk load (append_chunks): binary COPY into incidents, or into a staging table
+# append() and the bulk load (append_chunks): binary COPY into incidents, or into a
+# staging table inserted with ON CONFLICT
 _DIRECT = ", ".join(_pgcopy.COLUMNS)
 _COPY_DIRECT = f"COPY incidents ({_DIRECT}) FROM STDIN (FORMAT binary)"
 _COPY_LOAD = f"COPY _incident_load ({_DIRECT}) FROM STDIN (FORMAT binary)"
@@ -132,7 +114,13 @@ _INSERT_LOAD = (
     f"INSERT INTO incidents ({_DIRECT}) SELECT {_DIRECT} FROM _incident_load ORDER BY pos "
     "ON CONFLICT (id) DO NOTHING RETURNING id"
 )
-_BINARY_TYPES = {"geom": "geometry", **_STAGE_TYPES}
+_BINARY_TYPES = {
+    "geom": "geometry",
+    "lng": "double precision",
+    "lat": "double precision",
+    "reported_at": "timestamptz",
+    "closed_at": "timestamptz",
+}
 _SPOOL_BYTES = 64 << 20  # a load spools in memory up to this, then in a temporary file
 #: From this many rows, a load into a table holding no more rows rebuilds the indexes.
 _REBUILD_ROWS = 1000
@@ -280,10 +268,9 @@ class PostGISStore(IncidentStore):
             return AppendResult([], [])
         try:
             with self._connection() as conn, conn.cursor() as cur:
-                self._stage(cur)
-                self._copy(cur, batch, 0)
+                self._stage(cur, [_pgcopy.rows(batch)])
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-                cur.execute(_INSERT_STAGED)
+                cur.execute(_INSERT_LOAD)
                 fresh = {r[0] for r in cur.fetchall()}
         except psycopg.OperationalError as err:
             raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
@@ -293,23 +280,16 @@ class PostGISStore(IncidentStore):
         return AppendResult([i for i in ids if i in fresh], [i for i in ids if i not in fresh])
 
     @staticmethod
-    def _stage(cur: psycopg.Cursor) -> None:
-        ddl = ", ".join(f"{c} {_STAGE_TYPES.get(c, 'text')}" for c in _STAGE_COLUMNS)
-        cur.execute(f"CREATE TEMP TABLE _incident_stage ({ddl}) ON COMMIT DROP")
-
-    @staticmethod
-    def _copy(cur: psycopg.Cursor, batch: pd.DataFrame, start: int, copy: Any = None) -> None:
-        """COPY a prepared batch into the staging table, numbered from ``start``
-        (into the COPY ``copy`` when one is open)."""
-        stage = batch.assign(pos=np.arange(start, start + len(batch)))
-        for col in ("reported_at", "closed_at"):  # Arrow writes '2025-03-01 00:00:00.000000Z'
-            stage[col] = stage[col].dt.tz_convert("UTC").dt.as_unit("us")
-        data = _csv(stage[list(_STAGE_COLUMNS)])
-        if copy is not None:
-            copy.write(data)
-            return
-        with cur.copy(_COPY_STAGE) as copy:
-            copy.write(data)
+    def _stage(cur: psycopg.Cursor, parts: Iterable[bytes]) -> None:
+        """Binary COPY rows (:func:`._pgcopy.rows`) into a temporary staging table, kept
+        in the order given (its ``pos``), for ``_INSERT_LOAD``."""
+        ddl = ", ".join(f"{c} {_BINARY_TYPES.get(c, 'text')}" for c in _pgcopy.COLUMNS)
+        cur.execute(f"CREATE TEMP TABLE _incident_load (pos bigserial, {ddl}) ON COMMIT DROP")
+        with cur.copy(_COPY_LOAD, writer=QueuedLibpqWriter(cur)) as copy:
+            copy.write(_pgcopy.SIGNATURE)
+            for data in parts:
+                copy.write(data)
+            copy.write(_pgcopy.TRAILER)
 
     def append_chunks(self, chunks: Iterable[Any], *, total: int | None = None) -> AppendResult:
         """A load of 1,000+ rows is one transaction, sent as one binary ``COPY`` straight
@@ -416,16 +396,9 @@ class PostGISStore(IncidentStore):
     ) -> set[str]:
         """The load through a staging table: what was spooled, then the chunks not read
         yet; inserted in input order with ``ON CONFLICT (id) DO NOTHING``. The ids stored."""
-        ddl = ", ".join(f"{c} {_BINARY_TYPES.get(c, 'text')}" for c in _pgcopy.COLUMNS)
-        cur.execute(f"CREATE TEMP TABLE _incident_load (pos bigserial, {ddl}) ON COMMIT DROP")
-        with cur.copy(_COPY_LOAD, writer=QueuedLibpqWriter(cur)) as copy:
-            copy.write(_pgcopy.SIGNATURE)
-            spool.seek(0)
-            while data := spool.read(_SPOOL_BYTES):
-                copy.write(data)
-            for data in self._encoded(rest, ids, io.BytesIO()):
-                copy.write(data)
-            copy.write(_pgcopy.TRAILER)
+        spool.seek(0)
+        spooled = iter(lambda: spool.read(_SPOOL_BYTES), b"")
+        self._stage(cur, itertools.chain(spooled, self._encoded(rest, ids, io.BytesIO())))
         cur.execute(_INSERT_LOAD)
         return {r[0] for r in cur.fetchall()}
 
@@ -613,21 +586,6 @@ class PostGISStore(IncidentStore):
         tail = "ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
         frame = self._select(sql.SQL("WHERE seq > %s"), [int(cursor)], tail)
         return frame, int(frame["seq"].max()) if len(frame) else int(cursor)
-
-
-def _csv(frame: pd.DataFrame) -> bytes:
-    """CSV for COPY, written by Arrow's C++ writer (5× pandas' ``to_csv`` on a bulk batch).
-
-    Text is always quoted (an empty string stays one); a missing value is an empty
-    unquoted field, which COPY reads as NULL; floats round-trip exactly.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pa_csv
-
-    out = pa.BufferOutputStream()
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    pa_csv.write_csv(table, out, pa_csv.WriteOptions(include_header=False))
-    return out.getvalue().to_pybytes()
 
 
 def migrate(conn: psycopg.Connection, *, where: str = "the database") -> int:
