@@ -10,7 +10,6 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from conftest import build_tiny_workspace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,10 +52,10 @@ def cell_grids(households: list[int], *, serial0: int = 1, crs: str = "EPSG:4490
 
 
 @pytest.fixture
-def ws(tmp_path) -> str:
+def ws(tmp_path, tiny_workspace) -> str:
     """The tiny workspace (grids layer, no plans table): a legacy workspace."""
     path = str(tmp_path / "ws.gpkg")
-    write_workspace(build_tiny_workspace(), path)
+    write_workspace(tiny_workspace, path)
     return path
 
 
@@ -123,9 +122,9 @@ def test_a_legacy_workspace_is_one_implicit_plan(ws) -> None:
     assert refresh_grids(ws) is None  # nothing to refresh without plans
 
 
-def test_a_file_without_grids_has_no_plans(tmp_path) -> None:
+def test_a_file_without_grids_has_no_plans(tmp_path, tiny_workspace) -> None:
     path = str(tmp_path / "w.gpkg")
-    ws = build_tiny_workspace()
+    ws = tiny_workspace
     write_workspace({"towns": ws["towns"]}, path, layers=["towns"])
     assert read_plans(path) == []
     with pytest.raises(NotFound, match=r"has no plan 'x'; its plans are \[\]"):
