@@ -343,9 +343,12 @@ def ingest(
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise InputError(f"chunk must be a positive integer, got {chunk!r}")
     ids = incidents["id"].astype(str)
-    again = ids.duplicated().to_numpy()
+    listed = ids.tolist()
     report = IngestReport(rows=len(incidents))
-    if again.any():
+    # a set first: most loads repeat no id, and pandas' duplicated() costs twice as much
+    again = np.zeros(len(listed), dtype=bool)
+    if len(set(listed)) < len(listed):
+        again = ids.duplicated().to_numpy()
         report.repeated = ids[again].unique().tolist()
         log.warning(
             "%d rows repeat an id seen earlier in the input (first kept, e.g. %s)",
@@ -353,6 +356,7 @@ def ingest(
             report.repeated[:5],
         )
         incidents, ids = incidents[~again], ids[~again]
+        listed = ids.tolist()
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -361,7 +365,6 @@ def ingest(
         bar = tqdm(total=report.rows, unit="incident", desc="ingest")
     # the stored ids are looked up before the load: a store may lock its table while it
     # reads the chunks (PostGIS rebuilding its indexes)
-    listed = ids.tolist()
     stored: set[str] = set()
     for lo in range(0, len(listed), chunk):
         stored |= store.stored_ids(listed[lo : lo + chunk])

@@ -490,6 +490,24 @@ def test_postgis_schema_version_and_cli(postgresql) -> None:
     assert "pw" not in out.output.replace("PostgreSQL", "")
 
 
+def test_postgis_migrates_a_version_1_database(postgresql, monkeypatch) -> None:
+    """A database made by the first schema keeps its rows and loses the category index."""
+    import gridgeo.io.store.postgis as pg
+
+    monkeypatch.setattr(pg, "MIGRATIONS", pg.MIGRATIONS[:1])
+    with open_store(postgresql) as old:
+        old.append(incidents(1, prefix="M"))
+    monkeypatch.undo()
+    with open_store(postgresql) as store:
+        assert store.count() == 1 and store.get("M00000").id == "M00000"
+    with psycopg.connect(postgresql) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
+        names = {r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'incidents'")}  # fmt: skip
+    assert versions == [v for v, _ in pg.MIGRATIONS]
+    assert "incidents_category_idx" not in names and "incidents_geom_idx" in names
+
+
 def test_store_is_an_incident_store(store) -> None:
     assert isinstance(store, IncidentStore)
     assert store.name in repr(store)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -13,6 +15,7 @@ import shapely
 
 from gridgeo.assign import Locator
 from gridgeo.assign.ingest import ingest
+from gridgeo.errors import InputError
 from gridgeo.io import open_store
 from gridgeo.io.store import _rtree
 from tests.io.test_store import incidents
@@ -160,3 +163,73 @@ def test_ingest_dedupes_the_input_and_skips_stored_ids(store, locator) -> None:
     assert rep.existing == data["id"].iloc[:10].tolist()
     assert rep.new == ["N00000", "N00001", "N00002"]
     assert store.count() == 1103
+
+
+@pytest.mark.parametrize("stored_first", [False, True], ids=["direct", "staged"])
+def test_postgis_load_numbers_rows_in_input_order(postgresql, stored_first) -> None:
+    """A load's seq (reserved at once) follows the input, before any later write's; the
+    staged way (an id already stored) numbers the same way."""
+    data = incidents(2500, seed=5).sample(frac=1.0, random_state=3)  # ids out of order
+    with open_store(postgresql) as store:
+        if stored_first:
+            store.append(data.iloc[[10]])
+        res = store.append_chunks([data.iloc[:1200], data.iloc[1200:]], total=len(data))
+        assert len(res.new) == 2500 - stored_first
+        store.append(incidents(2, prefix="L"))  # a live write after the load
+        frame, cursor = store.changes_since(0)
+    want = data["id"].tolist()
+    if stored_first:
+        want = [want[10], *want[:10], *want[11:]]
+    assert frame["id"].tolist() == [*want, "L00000", "L00001"]
+    assert frame["seq"].is_monotonic_increasing and frame["seq"].is_unique
+    assert cursor == frame["seq"].max()
+
+
+def test_postgis_load_refuses_more_rows_than_its_total(postgresql) -> None:
+    data = incidents(1500, seed=6)
+    with open_store(postgresql) as store:
+        with pytest.raises(InputError, match="more rows than the load's total"):
+            store.append_chunks([data.iloc[:1000], data.iloc[1000:]], total=1200)
+        assert store.count() == 0  # one transaction: nothing of it stored
+        assert len(store.append_chunks([data], total=len(data)).new) == 1500
+
+
+def test_postgis_live_writes_during_a_load_are_seen_once(postgresql) -> None:
+    """POSTs that arrive while a load runs wait for it and are numbered after it: a poller
+    of changes_since sees every row once."""
+    data = incidents(6000, seed=7)
+    started = threading.Event()
+
+    def chunks():
+        for lo in range(0, len(data), 1000):
+            if lo == 2000:
+                started.set()
+                time.sleep(0.3)  # the live writers queue up meanwhile
+            yield data.iloc[lo : lo + 1000]
+
+    with open_store(postgresql) as store:
+        store.append(incidents(50, prefix="P"))
+        seen, cursor = [], 0
+
+        def live() -> None:
+            started.wait(10)
+            for i in range(5):
+                store.append_records([{**_live_rec(i)}])
+
+        writer = threading.Thread(target=live)
+        writer.start()
+        frame, cursor = store.changes_since(cursor)
+        seen += frame["id"].tolist()
+        res = store.append_chunks(chunks(), total=len(data))
+        writer.join()
+        frame, cursor = store.changes_since(cursor)
+        seen += frame["id"].tolist()
+        assert len(res.new) == 6000
+    assert len(seen) == len(set(seen)) == 50 + 6000 + 5
+    assert seen[50:6050] == data["id"].tolist()  # the load in input order, then the live rows
+    assert sorted(seen[6050:]) == [f"Q{i}" for i in range(5)]
+
+
+def _live_rec(i: int) -> dict:
+    return {"id": f"Q{i}", "category": "噪音", "reported_at": "2025-03-02T08:00:00+08:00",
+            "geometry": shapely.Point(114.95, 25.35)}  # fmt: skip

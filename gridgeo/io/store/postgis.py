@@ -102,19 +102,30 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX incidents_category_idx ON incidents (category);
         """,
     ),
+    # A category holds a tenth of the rows or more (a county reports a dozen kinds): its
+    # B-tree selects too little to beat a scan, and it cost every insert (a second of a
+    # 1M-row load rebuilding it). Category filters ride on the bbox and time indexes.
+    (2, "DROP INDEX IF EXISTS incidents_category_idx"),
 )
 
 _ISO = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
 # append() and the bulk load (append_chunks): binary COPY into incidents, or into a
 # staging table inserted with ON CONFLICT
+# staging: append() leaves seq to its default, a load brings the seq it reserved
 _DIRECT = ", ".join(_pgcopy.COLUMNS)
-_COPY_DIRECT = f"COPY incidents ({_DIRECT}) FROM STDIN (FORMAT binary)"
-_COPY_LOAD = f"COPY _incident_load ({_DIRECT}) FROM STDIN (FORMAT binary)"
-_INSERT_LOAD = (
-    f"INSERT INTO incidents ({_DIRECT}) SELECT {_DIRECT} FROM _incident_load ORDER BY pos "
-    "ON CONFLICT (id) DO NOTHING RETURNING id"
-)
+_LOADED = f"{_DIRECT}, seq"
+_COPY_DIRECT = f"COPY incidents ({_LOADED}) FROM STDIN (FORMAT binary)"
+
+
+def _insert_load(columns: str) -> str:
+    return (
+        f"INSERT INTO incidents ({columns}) SELECT {columns} FROM _incident_load ORDER BY pos "
+        "ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
+
+
 _BINARY_TYPES = {
+    "seq": "bigint",
     "geom": "geometry",
     "lng": "double precision",
     "lat": "double precision",
@@ -150,6 +161,23 @@ _INSERT_RECORDS = (
     + f") WITH ORDINALITY AS r(x, y, {', '.join(_RECORD_COLUMNS)}, pos) "
     "ORDER BY r.pos ON CONFLICT (id) DO NOTHING RETURNING id"
 )
+
+
+class _SeqRange:
+    """The ``seq`` values a load reserved: ``count`` from ``first``, handed out in order."""
+
+    def __init__(self, first: int, count: int) -> None:
+        self.next, self.end = int(first), int(first) + int(count)
+
+    def take(self, n: int) -> int:
+        """The first of the next ``n`` values."""
+        if self.next + n > self.end:
+            raise InputError(
+                f"the chunks hold more rows than the load's total ({self.end - self.next} "
+                f"left, a chunk of {n}); give total as the number of rows, or leave it out"
+            )
+        first, self.next = self.next, self.next + n
+        return first
 
 
 def describe_dsn(url: str) -> str:
@@ -268,9 +296,9 @@ class PostGISStore(IncidentStore):
             return AppendResult([], [])
         try:
             with self._connection() as conn, conn.cursor() as cur:
-                self._stage(cur, [_pgcopy.rows(batch)])
+                self._stage(cur, [_pgcopy.rows(batch)], _pgcopy.COLUMNS)
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-                cur.execute(_INSERT_LOAD)
+                cur.execute(_insert_load(_DIRECT))
                 fresh = {r[0] for r in cur.fetchall()}
         except psycopg.OperationalError as err:
             raise StoreError(f"PostgreSQL at {self.name}: {_first_line(err)}") from err
@@ -280,12 +308,14 @@ class PostGISStore(IncidentStore):
         return AppendResult([i for i in ids if i in fresh], [i for i in ids if i not in fresh])
 
     @staticmethod
-    def _stage(cur: psycopg.Cursor, parts: Iterable[bytes]) -> None:
-        """Binary COPY rows (:func:`._pgcopy.rows`) into a temporary staging table, kept
-        in the order given (its ``pos``), for ``_INSERT_LOAD``."""
-        ddl = ", ".join(f"{c} {_BINARY_TYPES.get(c, 'text')}" for c in _pgcopy.COLUMNS)
+    def _stage(cur: psycopg.Cursor, parts: Iterable[bytes], columns: Sequence[str]) -> None:
+        """Binary COPY rows (:func:`._pgcopy.rows`) of ``columns`` into a temporary staging
+        table, kept in the order given (its ``pos``), for :func:`_insert_load`."""
+        ddl = ", ".join(f"{c} {_BINARY_TYPES.get(c, 'text')}" for c in columns)
         cur.execute(f"CREATE TEMP TABLE _incident_load (pos bigserial, {ddl}) ON COMMIT DROP")
-        with cur.copy(_COPY_LOAD, writer=QueuedLibpqWriter(cur)) as copy:
+        names = ", ".join(columns)
+        load = f"COPY _incident_load ({names}) FROM STDIN (FORMAT binary)"
+        with cur.copy(load, writer=QueuedLibpqWriter(cur)) as copy:
             copy.write(_pgcopy.SIGNATURE)
             for data in parts:
                 copy.write(data)
@@ -303,6 +333,12 @@ class PostGISStore(IncidentStore):
         ``INSERT … ON CONFLICT (id) DO NOTHING``: the first of each id is stored, the
         rest reported as existing. :func:`~gridgeo.assign.ingest.ingest` leaves out the
         ids stored already, so its loads take the direct way.
+
+        The load's ``seq`` values are drawn from the sequence at once, under the
+        write lock (one ``setval``, not a ``nextval`` a row): rows are numbered in
+        input order, as a row at a time would be. ``total`` must then be the
+        number of rows the chunks hold (or more): a load that brings more is
+        refused, and nothing of it stored.
 
         When the load holds at least as many rows as the table, the table's indexes
         other than its primary key are dropped first and built again afterwards from
@@ -323,6 +359,11 @@ class PostGISStore(IncidentStore):
                 conn.cursor() as cur,
             ):
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                # every writer draws seq under the write lock: this range is the load's
+                cur.execute(
+                    "SELECT setval('incidents_seq', nextval('incidents_seq') + %s - 1)", (total,)
+                )
+                seq = _SeqRange(cur.fetchone()[0] - total + 1, total)
                 cur.execute(
                     "SELECT count(*) FROM (SELECT 1 FROM incidents LIMIT %s) AS t", (total + 1,)
                 )
@@ -334,13 +375,13 @@ class PostGISStore(IncidentStore):
                         cur.copy(_COPY_DIRECT, writer=QueuedLibpqWriter(cur)) as copy,
                     ):
                         copy.write(_pgcopy.SIGNATURE)
-                        for data in self._encoded(todo, ids, spool):
+                        for data in self._encoded(todo, ids, spool, seq):
                             copy.write(data)
                         copy.write(_pgcopy.TRAILER)
                 except psycopg.errors.UniqueViolation as err:
                     log.info("%s: %s; the load goes through a staging table", self.name,
                              _first_line(err))  # fmt: skip
-                    fresh = self._insert_staged(cur, todo, ids, spool)
+                    fresh = self._insert_staged(cur, todo, ids, spool, seq)
                 if not ids:
                     return AppendResult([], [])
                 if fresh is None:  # every row went in
@@ -366,13 +407,15 @@ class PostGISStore(IncidentStore):
         return AppendResult(new, existing)
 
     @staticmethod
-    def _encoded(chunks: Iterator[Any], ids: list[str], spool: Any) -> Iterator[bytes]:
-        """Binary COPY rows of each chunk, once it is checked; each is also spooled and
-        its ids listed before it is handed on."""
+    def _encoded(
+        chunks: Iterator[Any], ids: list[str], spool: Any, seq: _SeqRange
+    ) -> Iterator[bytes]:
+        """Binary COPY rows of each chunk (with ``seq`` from ``seq``), once it is checked;
+        each is also spooled and its ids listed before it is handed on."""
         for chunk in chunks:
             batch = prepare(chunk)
             if len(batch):
-                data = _pgcopy.rows(batch)
+                data = _pgcopy.rows(batch, seq=seq.take(len(batch)))
                 spool.write(data)
                 ids += batch["id"].tolist()
                 yield data
@@ -392,14 +435,16 @@ class PostGISStore(IncidentStore):
         return indexes
 
     def _insert_staged(
-        self, cur: psycopg.Cursor, rest: Iterator[Any], ids: list[str], spool: Any
-    ) -> set[str]:
+        self, cur: psycopg.Cursor, rest: Iterator[Any], ids: list[str], spool: Any,
+        seq: _SeqRange,
+    ) -> set[str]:  # fmt: skip
         """The load through a staging table: what was spooled, then the chunks not read
         yet; inserted in input order with ``ON CONFLICT (id) DO NOTHING``. The ids stored."""
         spool.seek(0)
         spooled = iter(lambda: spool.read(_SPOOL_BYTES), b"")
-        self._stage(cur, itertools.chain(spooled, self._encoded(rest, ids, io.BytesIO())))
-        cur.execute(_INSERT_LOAD)
+        more = self._encoded(rest, ids, io.BytesIO(), seq)
+        self._stage(cur, itertools.chain(spooled, more), (*_pgcopy.COLUMNS, "seq"))
+        cur.execute(_insert_load(_LOADED))
         return {r[0] for r in cur.fetchall()}
 
     def stored_ids(self, ids: Iterable[str]) -> set[str]:
