@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from gridgeo.errors import InputError
 
-__all__ = ["DEFAULT_DAYS", "WorkCalendar", "deadlines", "overdue"]
+__all__ = ["DEFAULT_DAYS", "WorkCalendar", "deadlines", "overdue", "past"]
 
 #: Working days to close an ordinary case ("1-5-10").
 DEFAULT_DAYS = 5
@@ -37,6 +37,12 @@ DEFAULT_DAYS = 5
 
 def _days(values: Iterable[Any]) -> NDArray[np.datetime64]:
     """Local calendar days of dates or instants (tz-aware instants keep their own date)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":  # already days or times
+        return values.astype("datetime64[D]")
+    if isinstance(values, pd.Series) and pd.api.types.is_datetime64_any_dtype(values.dtype):
+        if values.dt.tz is not None:
+            values = values.dt.tz_localize(None)
+        return values.to_numpy("datetime64[D]")
     ts = pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce")
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_localize(None)
@@ -171,7 +177,19 @@ def overdue(
         raise InputError(
             f"reported ({len(reported)}) and closed ({len(closed)}) differ in length"
         )
-    today = _days([now if now is not None else pd.Timestamp.now()])[0]
     due = (calendar or WorkCalendar()).deadlines(reported, days=days)
-    is_open = np.isnat(_days(closed))
-    return is_open & ~np.isnat(due) & (due < today)
+    return np.isnat(_days(closed)) & past(due, now=now)
+
+
+def past(due: Any, *, now: Any = None) -> NDArray[np.bool_]:
+    """Which deadline days (from :func:`deadlines`) are before ``now``'s day (default: today);
+    a missing deadline (NaT) is never past.
+
+    Examples
+    --------
+    >>> past(deadlines(["2025-03-07", None]), now="2025-03-17").tolist()
+    [True, False]
+    """
+    today = _days([now if now is not None else pd.Timestamp.now()])[0]
+    due = np.asarray(due, dtype="datetime64[D]")
+    return ~np.isnat(due) & (due < today)

@@ -38,7 +38,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from gridgeo.analyze.deadlines import DEFAULT_DAYS, WorkCalendar, overdue
+from gridgeo.analyze.deadlines import DEFAULT_DAYS, WorkCalendar, past
 from gridgeo.analyze.index import IncidentIndex, grid_locator
 
 __all__ = ["LiveIncidents"]
@@ -100,7 +100,8 @@ class LiveIncidents:
         self._index: IncidentIndex | None = None
         self._known = np.empty(0, dtype=np.uint64)  # sorted hashes of indexed ids
         self._recent: set[int] = set()  # hashes added since the last merge into _known
-        self._open: dict[str, tuple[str | None, pd.Timestamp]] = {}
+        # open cases: id -> (grid, deadline day), the deadline reckoned once, when tracked
+        self._open: dict[str, tuple[str | None, np.datetime64]] = {}
         self.cursor = 0
         self._polled = 0.0
         self.version = 0  # bumps whenever the index or the open cases change
@@ -132,13 +133,12 @@ class LiveIncidents:
         if frame.empty:
             return
         grids = self._grid_codes(frame)
-        for fid, status, grid, when in zip(
-            frame["id"].astype(str), frame["status"], grids, frame["reported_at"]
-        ):
+        due = self.calendar.deadlines(frame["reported_at"], days=self.days)
+        for fid, status, grid, day in zip(frame["id"].astype(str), frame["status"], grids, due):
             if status == _CLOSED:
                 self._open.pop(fid, None)
             else:
-                self._open[fid] = (grid, when)
+                self._open[fid] = (grid, day)
 
     # ---- updates -----------------------------------------------------------------------
 
@@ -222,9 +222,8 @@ class LiveIncidents:
         out = pd.DataFrame({"open": 0, "overdue": 0}, index=pd.Index(codes, name=self.key))
         if not self._open:
             return out
-        grid, when = zip(*self._open.values())
-        late = overdue(list(when), [None] * len(when), now=now, days=self.days,
-                       calendar=self.calendar)
+        grid, due = zip(*self._open.values())
+        late = past(np.array(due, dtype="datetime64[D]"), now=now)
         frame = pd.DataFrame({"grid": list(grid), "late": late})
         frame = frame[frame["grid"].notna()]
         counts = frame.groupby("grid")["late"].agg(["size", "sum"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,3 +70,14 @@ def test_errors_name_the_problem() -> None:
         deadlines(["2025-01-01"], days=-1)
     with pytest.raises(InputError, match="differ in length"):
         overdue(["2025-01-01"], [], now="2025-02-01")
+
+
+def test_time_columns_give_their_local_days() -> None:
+    """A store's reported_at column (China time) counts from its own calendar day, as the
+    same times given one by one do; an early-morning report is not moved to the UTC day."""
+    times = ["2025-03-03T06:00:00+08:00", "2025-03-07T23:30:00+08:00", None]
+    column = pd.Series(pd.to_datetime(times, format="ISO8601")).dt.tz_convert("Asia/Shanghai")
+    want = ["2025-03-10", "2025-03-14", "NaT"]
+    assert deadlines(column).astype(str).tolist() == want
+    assert deadlines(list(column)).astype(str).tolist() == want
+    assert deadlines(column.to_numpy("datetime64[ns]")).astype(str).tolist() != want  # UTC days
