@@ -7,6 +7,7 @@ whichever way it arrives.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -299,7 +300,8 @@ def ingest(
         As in :func:`locate_for_store`; ``incidents`` need an ``id`` column.
     chunk
         Rows located and written at a time (a transaction each, unless the
-        store writes the whole load as one).
+        store writes the whole load as one); the first chunk is an eighth of
+        that.
     progress
         Show a progress bar (tqdm) on stderr.
 
@@ -366,8 +368,9 @@ def ingest(
     # the stored ids are looked up before the load: a store may lock its table while it
     # reads the chunks (PostGIS rebuilding its indexes)
     stored: set[str] = set()
-    for lo in range(0, len(listed), chunk):
-        stored |= store.stored_ids(listed[lo : lo + chunk])
+    if store.count() > 0:  # an empty store holds none (a POST meanwhile: the store sorts it)
+        for lo in range(0, len(listed), chunk):
+            stored |= store.stored_ids(listed[lo : lo + chunk])
     if stored:
         # set membership in Python: pandas' isin on Arrow strings took 20 µs an id
         todo = np.fromiter((i not in stored for i in listed), dtype=bool, count=len(listed))
@@ -378,11 +381,15 @@ def ingest(
     if bar is not None:
         bar.update(int(again.sum()))
 
+    # the first chunk is smaller, so that the store starts writing sooner (PostGIS writes
+    # a chunk while the next one is located)
+    bounds = [0, *range(max(chunk // 8, 1), len(incidents), chunk), len(incidents)]
+
     def located() -> Iterator[Any]:
-        for lo in range(0, len(incidents), chunk):
-            part = incidents.iloc[lo : lo + chunk]
+        for lo, hi in itertools.pairwise(bounds):
+            part = incidents.iloc[lo:hi]
             cols, lon, lat = _located_columns(part, locator, crs=crs, routes=routes)
-            cols["id"] = ids.iloc[lo : lo + chunk]
+            cols["id"] = ids.iloc[lo:hi]
             # checked here, in the store's words: the store writes it as it is
             yield prepare_points(cols, lon, lat)
             if bar is not None:

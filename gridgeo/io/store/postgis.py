@@ -110,8 +110,8 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
 
 _ISO = '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\''
 # append() and the bulk load (append_chunks): binary COPY into incidents, or into a
-# staging table inserted with ON CONFLICT
-# staging: append() leaves seq to its default, a load brings the seq it reserved
+# staging table inserted with ON CONFLICT; append() leaves seq to its default, a load
+# brings the seq values it reserved
 _DIRECT = ", ".join(_pgcopy.COLUMNS)
 _LOADED = f"{_DIRECT}, seq"
 _COPY_DIRECT = f"COPY incidents ({_LOADED}) FROM STDIN (FORMAT binary)"
