@@ -109,7 +109,11 @@ def test_eight_kept_alive_connections_are_shared_by_two_workers(two_workers) -> 
     port, master = two_workers
     import psutil
 
-    workers = [p.pid for p in psutil.Process(master).children()]
+    # serving starts when one worker answers; the master may fork the second a moment later
+    deadline = time.monotonic() + 30
+    while len(workers := [p.pid for p in psutil.Process(master).children()]) < 2:
+        assert time.monotonic() < deadline, f"gunicorn started {len(workers)} worker(s), not 2"
+        time.sleep(0.1)
     assert len(workers) == 2
     both_accepting(master, port, workers)
     balanced_rounds(master, port, workers, 5)  # unbalanced, 6 rounds in 10 were 8/0 to 6/2
