@@ -210,7 +210,7 @@ def server_floor(dsn: str, report: gpd.GeoDataFrame, loc: Locator, chunk: int) -
 
     from gridgeo.assign.ingest import _located_columns
     from gridgeo.io.store import _pgcopy
-    from gridgeo.io.store.base import prepare, prepare_points
+    from gridgeo.io.store.batch import prepare, prepare_points
 
     admin = dsn.replace("///bench", "///postgres")
     with psycopg.connect(admin, autocommit=True) as conn:

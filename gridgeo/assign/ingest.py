@@ -24,7 +24,7 @@ from gridgeo.assign.route import DISPATCH_CODES, default_routes, dispatch_codes
 from gridgeo.codes import DEPARTMENTS
 from gridgeo.crs import to_wgs84
 from gridgeo.errors import CRSError, InputError
-from gridgeo.io.store.base import prepare_points
+from gridgeo.io.store.batch import prepare_points
 
 __all__ = ["IngestReport", "ingest", "locate_for_store", "locate_records"]
 

@@ -69,7 +69,7 @@ class StoreCollection:
     queryables: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from gridgeo.io.store.base import FILTER_COLUMNS
+        from gridgeo.io.store.batch import FILTER_COLUMNS
 
         self.queryables = [c for c in FILTER_COLUMNS if c != "id"]
 

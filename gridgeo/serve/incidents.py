@@ -52,7 +52,8 @@ from gridgeo.assign import Locator
 from gridgeo.assign.ingest import locate_for_store, locate_records
 from gridgeo.crs import CHINA_BOX, crs_name, normalize_crs, to_wgs84
 from gridgeo.errors import CRSError, InputError, PayloadTooLarge, ValidationError
-from gridgeo.io.store.base import STATUSES, TZ, iso_time
+from gridgeo.io.store.base import STATUSES, TZ
+from gridgeo.io.store.batch import iso_time
 
 __all__ = ["CONFORMANCE", "IncidentService", "UnsupportedMediaType"]
 

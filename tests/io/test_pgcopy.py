@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridgeo.io.store import _pgcopy
-from gridgeo.io.store.base import prepare, prepare_points
+from gridgeo.io.store.batch import prepare, prepare_points
 
 _TEXT = st.none() | st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6)
 

@@ -60,7 +60,7 @@ class GroupCommit:
     Parameters
     ----------
     write
-        Writes prepared records (:func:`~gridgeo.io.store.base.prepare_records`
+        Writes prepared records (:func:`~gridgeo.io.store.batch.prepare_records`
         rows; ids unique within one request, but possibly repeated across the
         requests of a batch) in ONE transaction, in the given order, skipping ids
         already stored (the first of a repeated id wins), and returns the ids it

@@ -15,7 +15,7 @@ then writes the rows: the field count, and each field's length and bytes, in
 Examples
 --------
 >>> import pandas as pd
->>> from gridgeo.io.store.base import prepare_points, prepare
+>>> from gridgeo.io.store.batch import prepare_points, prepare
 >>> batch = prepare(prepare_points({"id": ["A1"], "category": ["噪音"],
 ...     "reported_at": ["2025-03-01 08:00"]}, [115.0], [25.0]))
 >>> row = rows(batch)
@@ -146,7 +146,7 @@ def _floats(fields: _Fields, values: np.ndarray) -> None:
 
 
 def rows(batch: pd.DataFrame, *, srid: int = SRID, seq: int | None = None) -> bytes:
-    """The rows of a prepared batch (:func:`~gridgeo.io.store.base.prepare`) as binary COPY
+    """The rows of a prepared batch (:func:`~gridgeo.io.store.batch.prepare`) as binary COPY
     data for the columns :data:`COLUMNS`, without :data:`SIGNATURE` and :data:`TRAILER`;
     given ``seq``, a last column ``seq`` numbers the rows from it."""
     n = len(batch)

@@ -60,6 +60,8 @@ from gridgeo.io.store.base import (
     Incident,
     IncidentStore,
     StoreError,
+)
+from gridgeo.io.store.batch import (
     categories,
     check_bbox,
     check_status,

@@ -49,6 +49,8 @@ from gridgeo.io.store.base import (
     Incident,
     IncidentStore,
     StoreError,
+)
+from gridgeo.io.store.batch import (
     categories,
     check_bbox,
     check_status,
