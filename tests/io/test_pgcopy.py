@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridgeo.io.store import _pgcopy
+from gridgeo.io.store.base import COLUMNS, TEXT_COLUMNS
 from gridgeo.io.store.batch import prepare, prepare_points
 
 _TEXT = st.none() | st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=6)
@@ -65,3 +66,11 @@ def test_rows_equal_a_field_at_a_time(rows, seq) -> None:
         114.9 + rng.random(n), 25.3 + rng.random(n),
     ))  # fmt: skip
     assert _pgcopy.rows(batch, seq=seq) == _reference(batch, seq)
+
+
+def test_columns_are_the_schema_and_the_rest_is_text() -> None:
+    """The COPY fills the point and every column of the schema but the two the table
+    numbers and stamps; each column it does not write as a fixed-width value is text."""
+    assert set(_pgcopy.COLUMNS) == {"geom"} | set(COLUMNS) - {"seq", "updated_at"}
+    assert set(_pgcopy.COLUMNS) - set(_pgcopy.FIXED) == {"id", "category", "status",
+                                                         *TEXT_COLUMNS}  # fmt: skip
