@@ -42,6 +42,7 @@ import pandas as pd
 import pyogrio
 
 from gridgeo.errors import InputError, NotFound
+from gridgeo.io.store.gpkg import exclusive_writer
 
 if TYPE_CHECKING:  # partition sits right of io; the plan functions import it when called
     from gridgeo.partition.plan import Plan
@@ -473,7 +474,6 @@ def _write_plans(p: Path, plans: list[Plan]) -> None:
         crs=crs,
     )
     p.parent.mkdir(parents=True, exist_ok=True)
-    versions.to_file(p, layer="grid_versions", driver="GPKG", engine="pyogrio")
     table = pd.DataFrame(
         [
             {
@@ -491,7 +491,9 @@ def _write_plans(p: Path, plans: list[Plan]) -> None:
         ],
         columns=list(_PLAN_COLUMNS),
     ).astype(object)
-    pyogrio.write_dataframe(table, p, layer="plans", driver="GPKG")
+    with exclusive_writer(p):  # a live store may be writing reports into the workspace
+        versions.to_file(p, layer="grid_versions", driver="GPKG", engine="pyogrio")
+        pyogrio.write_dataframe(table, p, layer="plans", driver="GPKG")
 
 
 def _dtypes(grids: gpd.GeoDataFrame) -> list[list[str]]:
@@ -642,7 +644,8 @@ def refresh_grids(path: str | os.PathLike[str], *, today: date | str | None = No
 
 
 def _write_grids(p: Path, plan: Plan) -> None:
-    plan.grids.to_file(p, layer="grids", driver="GPKG", engine="pyogrio")
+    with exclusive_writer(p):
+        plan.grids.to_file(p, layer="grids", driver="GPKG", engine="pyogrio")
     log.info("layer 'grids' of %s is now plan %r", p, plan.plan_id)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from datetime import date, timedelta
 
 import geopandas as gpd
@@ -159,6 +160,42 @@ def test_adopt_closes_the_previous_plan_and_rewrites_grids(ws) -> None:
     assert layers["grids"]["households"].iloc[0] == 999
     assert not set(PLAN_TABLES) & set(layers)
     assert set(PLAN_TABLES) <= set(read_workspace(ws, only=["grids", *PLAN_TABLES]))
+
+
+def _hold_the_store(path: str, held, release) -> None:
+    """In another process (SQLite's locks are per process): a report being stored, slowly."""
+    from gridgeo.io.store import open_store
+
+    with open_store(path) as store, store._write():
+        held.set()
+        release.wait(20)
+
+
+def test_plans_are_written_beside_a_store_that_is_writing(ws) -> None:
+    """A plan saved and adopted while a live store (another process) is writing waits for
+    it; GDAL does not wait for SQLite's lock, and its layer rewrite failed now and then."""
+    import multiprocessing as mp
+    import time
+
+    plan = next_plan(ws, "base-2026", households=999)
+    ctx = mp.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_hold_the_store, args=(ws, held, release))
+    proc.start()
+    try:
+        assert held.wait(60), "the store process did not start writing"
+        t0 = time.monotonic()
+        threading.Timer(1.0, release.set).start()
+        save_plan(ws, plan)
+        adopt_plan(ws, "base-2026", valid_from="2026-01-01", today="2026-02-01")
+        waited = time.monotonic() - t0
+    finally:
+        release.set()
+        proc.join(30)
+    assert proc.exitcode == 0
+    assert waited >= 0.9  # it waited for the store's write
+    assert [p.plan_id for p in read_plans(ws)] == [LEGACY_PLAN_ID, "base-2026"]
+    assert read_workspace(ws)["grids"]["households"].iloc[0] == 999
 
 
 def test_a_plan_adopted_ahead_reaches_grids_on_its_day(ws) -> None:

@@ -74,7 +74,7 @@ from gridgeo.io.store.batch import (
     to_utc,
 )
 
-__all__ = ["GeoPackageStore", "decode_geometries", "encode_points"]
+__all__ = ["GeoPackageStore", "decode_geometries", "encode_points", "exclusive_writer"]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,42 @@ def _checkpointer(path: Path, stop: threading.Event, interval: float) -> None:
     finally:
         if conn is not None:
             conn.close()
+@contextlib.contextmanager
+def exclusive_writer(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the write lock of the GeoPackage ``path`` while something other than its
+    :class:`GeoPackageStore` writes it (GDAL rewriting a layer: a plan adopted while the
+    service takes reports).
+
+    It is the lock file ``<path>-wlock`` the store's writers take: they wait for the
+    holder, and the holder waits for the writer in progress. GDAL meets SQLite's lock
+    without waiting, so a layer rewritten beside a live store failed now and then
+    ("Layer … already exists": its delete found the database locked). Without
+    ``flock`` (Windows) or a writable folder, nothing is held.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "ws.gpkg")
+    >>> with exclusive_writer(path):
+    ...     os.path.exists(path + "-wlock")
+    True
+    """
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(f"{path}-wlock", os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:
+            log.debug("no write lock file beside '%s' (%s)", path, err)
+    if fd is None:
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 # a GeoPackage point blob: header (little-endian, no envelope), then little-endian WKB
 _BLOB = np.dtype(
     [("magic", "S4"), ("srid", "<i4"), ("order", "u1"), ("kind", "<u4"), ("x", "<f8"),
