@@ -85,7 +85,7 @@ def run_case(name: str, grids: gpd.GeoDataFrame, k: int, *, time_limit: float | 
     groups = regroup(grids, k, time_limit=time_limit, seed=0)
     ours_s = time.perf_counter() - t0
     ours_max = float(groups["weight"].max())
-    labels = pd.factorize(groups.attrs["assignment"])[0]
+    labels = pd.factorize(list(groups.attrs["assignment"].values()))[0]
     lb = groups.attrs["lower_bound"]
     rows = [
         {

@@ -167,7 +167,7 @@ def regroup_command(
     )
     seconds = time.perf_counter() - t0
     assignment = grids.copy()
-    assignment["group"] = groups.attrs["assignment"].to_numpy()
+    assignment["group"] = list(groups.attrs["assignment"].values())  # in the rows' order
     written = groups.copy()
     written["members"] = [",".join(map(str, m)) for m in written["members"]]
     paths = write_frames({"groups": written, "assignment": assignment}, out) if out else []

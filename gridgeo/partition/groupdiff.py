@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,12 @@ __all__ = ["group_crosswalk", "plan_diff"]
 def _assignment(plan: Any, what: str) -> pd.Series:
     if isinstance(plan, pd.Series):
         return plan
+    if isinstance(plan, Mapping):  # regroup's attrs["assignment"]
+        return pd.Series(dict(plan), dtype=object, name="group")
     assignment = getattr(plan, "assignment", None)
     if not isinstance(assignment, pd.Series):
         raise InputError(
-            f"plan {what!r} must be a Series grid code -> group code, or a business plan "
+            f"plan {what!r} must be a Series or dict grid code -> group code, or a business plan "
             f"with an .assignment Series, not {type(plan).__name__}"
         )
     return assignment

@@ -328,7 +328,7 @@ class Plan:
 
     @property
     def assignment(self) -> pd.Series:
-        """Business plans: Series base code → business code (as regroup's ``attrs["assignment"]``).
+        """Business plans: Series base code → business code (regroup's ``attrs["assignment"]``).
 
         Raises
         ------

@@ -363,8 +363,11 @@ def test_plan_diff_accepts_business_plans():
 
     d = plan_diff(Business(), pd.Series({"a": "G1", "b": "G1"}))
     assert d["moved"].tolist() == [False, True]
-    with pytest.raises(InputError, match="plan 'after' must be a Series grid code -> group code"):
+    with pytest.raises(InputError, match="plan 'after' must be a Series or dict grid code -> gr"):
         plan_diff(Business(), object())
+    # regroup's attrs["assignment"] is a plain dict
+    d2 = plan_diff({"a": "G1", "b": "G2"}, {"a": "G1", "b": "G1"})
+    assert d2["moved"].tolist() == [False, True]
 
 
 # ---- per-grid tables and ordinary pandas use (issue 15) ----------------------------------

@@ -24,8 +24,8 @@ Examples
 >>> groups = regroup(grids, 2)
 >>> groups[["code", "members", "weight"]].values.tolist()
 [['G01', ('a', 'b'), 500.0], ['G02', ('c', 'd'), 500.0]]
->>> groups.attrs["optimal"], groups.attrs["assignment"].tolist()
-(True, ['G01', 'G01', 'G02', 'G02'])
+>>> groups.attrs["optimal"], groups.attrs["assignment"]
+(True, {'a': 'G01', 'b': 'G01', 'c': 'G02', 'd': 'G02'})
 """
 
 from __future__ import annotations
@@ -286,7 +286,9 @@ def regroup(
         One row per group: ``code``, (the ``within`` value), ``members`` (sorted tuple of
         grid codes), ``n_members``, ``weight`` (the workload), one summed column per
         weight column, and the dissolved geometry in the input CRS. ``attrs`` holds
-        ``assignment`` (Series grid code → group code, in the input's row order),
+        ``assignment`` (dict grid code → group code, in the input's row order; plain
+        values, so that the frame writes to Parquet, whose metadata keeps ``attrs``;
+        ``pd.Series(groups.attrs["assignment"])`` for a Series),
         ``optimal`` (True only when proven: by HiGHS, or by meeting the lower bound),
         ``lower_bound``, ``gap`` (``max/lower_bound - 1``) and ``method``; with
         ``previous``, also ``retired_codes`` (used codes the groups do not hold,
@@ -447,9 +449,7 @@ def _build(
     out = gpd.GeoDataFrame(
         pd.DataFrame(rows), geometry=gpd.GeoSeries(geometry.to_numpy(), crs=grids.crs)
     )
-    out.attrs["assignment"] = pd.Series(
-        names, index=pd.Index(codes, name=key), name="group", dtype=object
-    )
+    out.attrs["assignment"] = dict(zip(codes.tolist(), names.tolist()))
     out.attrs["optimal"] = bool(optimal)
     out.attrs["lower_bound"] = float(lower)
     out.attrs["gap"] = float(best / lower - 1.0) if lower > 0 else 0.0
