@@ -42,6 +42,7 @@ import pandas as pd
 import pyogrio
 
 from gridgeo.errors import InputError, NotFound
+from gridgeo.io import _gpkg_read
 from gridgeo.io.store.gpkg import exclusive_writer
 
 if TYPE_CHECKING:  # partition sits right of io; the plan functions import it when called
@@ -85,10 +86,24 @@ _PLAN_COLUMNS = (
 def _layers_in(p: Path) -> list[str]:
     if not p.exists():
         return []
+    # a GeoPackage through sqlite3, not GDAL: a serving worker re-reads plans beside its
+    # live store, and GDAL's own SQLite would drop the store's locks (see _gpkg_read)
+    listed = _gpkg_read.layers(p)
+    if listed is not None:
+        return listed
     try:
         return [str(row[0]) for row in pyogrio.list_layers(p)]
     except Exception as err:
         raise InputError(f"cannot open '{p}' as a GeoPackage or GDAL dataset: {err}") from err
+
+
+def _read(p: Path, layer: str, *, where: str | None = None) -> pd.DataFrame:
+    """A table of the workspace: through sqlite3 for a GeoPackage, else GDAL."""
+    if _gpkg_read.layers(p) is not None:
+        return _gpkg_read.read_table(p, layer, where=where)
+    if layer == "plans":
+        return pyogrio.read_dataframe(p, layer=layer, read_geometry=False, where=where)
+    return gpd.read_file(p, layer=layer, engine="pyogrio", where=where)
 
 
 def _iso(value: date | None) -> str | None:
@@ -103,7 +118,7 @@ def _plan_rows(p: Path) -> pd.DataFrame | None:
     """The ``plans`` table, or None when the workspace has none."""
     if "plans" not in _layers_in(p):
         return None
-    table = pyogrio.read_dataframe(p, layer="plans", read_geometry=False)
+    table = _read(p, "plans")
     missing = [c for c in _PLAN_COLUMNS if c not in table.columns]
     if missing:
         raise InputError(f"workspace '{p}': table 'plans' lacks column(s) {missing}")
@@ -115,7 +130,7 @@ def _legacy_plan(p: Path) -> Plan | None:
 
     if "grids" not in _layers_in(p):
         return None
-    grids = gpd.read_file(p, layer="grids", engine="pyogrio")
+    grids = _read(p, "grids")
     return Plan(
         plan_id=LEGACY_PLAN_ID,
         grids=grids,
@@ -147,9 +162,7 @@ def _plans_from(p: Path, rows: pd.DataFrame, ids: list[str] | None = None) -> li
     if not len(rows):
         return []
     quoted = ", ".join("'" + str(i).replace("'", "''") + "'" for i in rows["plan_id"])
-    versions = gpd.read_file(
-        p, layer="grid_versions", engine="pyogrio", where=f"plan_id IN ({quoted})"
-    )
+    versions = _read(p, "grid_versions", where=f"plan_id IN ({quoted})")
     plans = []
     for row in rows.itertuples(index=False):
         mine = versions[versions["plan_id"] == row.plan_id].drop(columns="plan_id")

@@ -216,9 +216,13 @@ def _plan_service(path: str | Path | None, features: Any) -> Any:
         return read_plans(path)
 
     def units() -> Any:
-        from gridgeo.io.workspace import read_workspace
+        from gridgeo.io import _gpkg_read
+        from gridgeo.io.workspace import read_workspace, validate_workspace
 
         try:
+            if _gpkg_read.layers(path) is not None:  # beside the live store: sqlite3, not GDAL
+                found = {"buildings": _gpkg_read.read_table(path, "buildings")}
+                return validate_workspace(found, layers=["buildings"], what=str(path))["buildings"]
             return read_workspace(path, only=("buildings",)).get("buildings")
         except GridGeoError as err:  # no buildings: the crosswalk moves no households
             log.warning("grid changes without households: %s", err)
