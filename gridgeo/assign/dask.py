@@ -1,8 +1,9 @@
 """Run a :class:`~gridgeo.assign.Locator` over a dask dataframe, partition by partition.
 
-The locator enters the task graph once, as one delayed object; on a
-distributed cluster each worker receives it once and every task on that worker
-reuses it.
+The locator enters the task graph once: on a distributed cluster it is
+scattered to every worker (``broadcast=True``) before the tasks run, so each
+worker receives it once and every task there reuses it; without a cluster it is
+one delayed object.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ def _locate_partition(
         res = loc.locate(part[x].to_numpy(float), part[y].to_numpy(float), crs=crs)
         res.index = part.index
     return res.astype({c: "string" for c in loc.layer_names})
+
+
+def _distributed_client() -> Any:
+    """The current ``distributed`` client, or None (no cluster, or distributed not installed)."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client
+        return None
 
 
 def locate_dask(
@@ -71,6 +84,16 @@ def locate_dask(
             f"the dataframe has no columns '{x}' and '{y}'; it has {list(ddf.columns)}"
         )
     layer_names = loc.layer_names if isinstance(loc, Locator) else dask.compute(loc)[0].layer_names
-    handle = dask.delayed(loc, pure=True) if isinstance(loc, Locator) else loc
+    handle = loc
+    if isinstance(loc, Locator):
+        client = _distributed_client()
+        # on a cluster, the locator is sent to every worker before any task and held there
+        # while the graph lives; as a delayed object, a worker that had released it (its
+        # tasks done) fetched it again when it stole another partition
+        handle = (
+            client.scatter(loc, broadcast=True, hash=False)
+            if client is not None
+            else dask.delayed(loc, pure=True)
+        )
     meta = pd.DataFrame({name: pd.Series(dtype="string") for name in layer_names})
     return ddf.map_partitions(_locate_partition, handle, x, y, crs, geometry, meta=meta)
