@@ -2,14 +2,12 @@
 
 from gridgeo.io.conform import conform
 from gridgeo.io.plans import (
-    adopt_plan,
     plan_in_force,
     plans_version,
     read_plan,
     read_plans,
-    refresh_grids,
-    save_plan,
 )
+from gridgeo.io.plans_write import adopt_plan, refresh_grids, save_plan
 from gridgeo.io.read import read_layer
 from gridgeo.io.store import IncidentStore, open_store
 from gridgeo.io.workspace import (

@@ -37,13 +37,11 @@ from gridgeo.errors import InputError, NotFound
 from gridgeo.io.plans import (
     LEGACY_PLAN_ID,
     PLAN_TABLES,
-    adopt_plan,
     plan_in_force,
     read_plan,
     read_plans,
-    refresh_grids,
-    save_plan,
 )
+from gridgeo.io.plans_write import adopt_plan, refresh_grids, save_plan
 
 __all__ = [
     "LEGACY_PLAN_ID",
