@@ -368,7 +368,9 @@ def ingest(
     # the stored ids are looked up before the load: a store may lock its table while it
     # reads the chunks (PostGIS rebuilding its indexes)
     stored: set[str] = set()
-    if store.count() > 0:  # an empty store holds none (a POST meanwhile: the store sorts it)
+    # an empty store holds none (a POST meanwhile: the store sorts it); one indexed row
+    # tells, where count() would scan a large PostGIS table
+    if len(store.query(limit=1)):
         for lo in range(0, len(listed), chunk):
             stored |= store.stored_ids(listed[lo : lo + chunk])
     if stored:

@@ -48,17 +48,22 @@ import pandas as pd
 
 from gridgeo.errors import InputError
 
-__all__ = ["layers", "read_table"]
+__all__ = ["connect", "is_geopackage_name", "layers", "read_table"]
 
 _INTEGER = re.compile(r"^(INTEGER|INT|MEDIUMINT|SMALLINT|TINYINT)$", re.I)
 _REAL = re.compile(r"^(REAL|FLOAT|DOUBLE)$", re.I)
 
 
+def is_geopackage_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is named as a GeoPackage (``.gpkg``): read it here, not with GDAL."""
+    return Path(path).suffix.lower() == ".gpkg"
+
+
 @contextlib.contextmanager
-def _open(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection | None]:
+def connect(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection | None]:
     """A read-only connection, or None when the file is not a GeoPackage (nor SQLite)."""
     p = Path(path)
-    if not p.exists() or p.suffix.lower() != ".gpkg":
+    if not p.exists() or not is_geopackage_name(p):
         yield None
         return
     con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
@@ -77,7 +82,7 @@ def _open(path: str | os.PathLike[str]) -> Iterator[sqlite3.Connection | None]:
 def layers(path: str | os.PathLike[str]) -> list[str] | None:
     """The tables a GeoPackage lists in ``gpkg_contents`` (features and attributes), or
     None when ``path`` is not a GeoPackage (read it with GDAL then)."""
-    with _open(path) as con:
+    with connect(path) as con:
         if con is None:
             return None
         rows = con.execute("SELECT table_name FROM gpkg_contents ORDER BY rowid").fetchall()
@@ -101,7 +106,7 @@ def read_table(
     """
     from gridgeo.io.store.gpkg import decode_geometries
 
-    with _open(path) as con:
+    with connect(path) as con:
         if con is None:
             raise InputError(f"'{path}' is not a GeoPackage")
         known = con.execute(

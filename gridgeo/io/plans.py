@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,7 +97,7 @@ def _layers_in(p: Path) -> list[str]:
 
 def _read(p: Path, layer: str, *, where: str | None = None) -> pd.DataFrame:
     """A table of the workspace: through sqlite3 for a GeoPackage, else GDAL."""
-    if _gpkg_read.layers(p) is not None:
+    if _gpkg_read.is_geopackage_name(p):
         return _gpkg_read.read_table(p, layer, where=where)
     if layer == "plans":
         return pyogrio.read_dataframe(p, layer=layer, read_geometry=False, where=where)
@@ -235,22 +234,18 @@ def plans_version(path: str | os.PathLike[str]) -> tuple[object, ...]:
     False
     """
     p = _existing(path)
-    try:
-        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = con.execute(
-                "SELECT table_name, last_change FROM gpkg_contents "
-                "WHERE table_name IN ('grids', 'plans', 'grid_versions') ORDER BY table_name"
+    with _gpkg_read.connect(p) as con:
+        if con is None:  # not a GeoPackage (another file GDAL reads)
+            st = p.stat()
+            return ("file", st.st_mtime_ns, st.st_size)
+        rows = con.execute(
+            "SELECT table_name, last_change FROM gpkg_contents "
+            "WHERE table_name IN ('grids', 'plans', 'grid_versions') ORDER BY table_name"
+        ).fetchall()
+        if any(name == "plans" for name, _ in rows):  # also if the stamps are frozen
+            rows += con.execute(
+                'SELECT plan_id, valid_from, valid_to FROM "plans" ORDER BY plan_id'
             ).fetchall()
-            if any(name == "plans" for name, _ in rows):  # also if the stamps are frozen
-                rows += con.execute(
-                    'SELECT plan_id, valid_from, valid_to FROM "plans" ORDER BY plan_id'
-                ).fetchall()
-        finally:
-            con.close()
-    except sqlite3.DatabaseError:  # not a GeoPackage (another file GDAL reads)
-        st = p.stat()
-        return ("file", st.st_mtime_ns, st.st_size)
     return tuple(rows)
 
 

@@ -37,7 +37,7 @@ from numba import njit
 from gridgeo import _numba  # noqa: F401  (fork-safe threading layer, before any kernel)
 from gridgeo.io.store.base import SRID
 
-__all__ = ["COLUMNS", "FIXED", "SIGNATURE", "TRAILER", "rows"]
+__all__ = ["COLUMNS", "SIGNATURE", "TRAILER", "rows"]
 
 #: The columns of ``incidents`` a COPY of :func:`rows` fills, in order (``seq``, unless
 #: :func:`rows` is given the first one, and ``updated_at`` take their defaults).
@@ -46,8 +46,6 @@ COLUMNS: tuple[str, ...] = (
     "description", "status", "closed_at", "grid_code", "community_code", "town_code",
     "beat_code", "zone_code",
 )  # fmt: skip
-#: The fixed-width columns of :data:`COLUMNS`; the others are text.
-FIXED: tuple[str, ...] = ("geom", "reported_at", "closed_at", "lng", "lat")
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
 TRAILER = b"\xff\xff"
 _EPOCH_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds

@@ -126,6 +126,20 @@ def _checkpointer(path: Path, stop: threading.Event, interval: float) -> None:
     finally:
         if conn is not None:
             conn.close()
+
+
+def _lock_file(path: str | os.PathLike[str]) -> int | None:
+    """A new descriptor of the write lock file ``<path>-wlock`` (None without flock, or
+    where the folder is not writable: writers then meet SQLite's busy timeout only)."""
+    if fcntl is None:
+        return None
+    try:
+        return os.open(f"{path}-wlock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        log.debug("no write lock file beside '%s' (%s): busy handler only", path, err)
+        return None
+
+
 @contextlib.contextmanager
 def exclusive_writer(path: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the write lock of the GeoPackage ``path`` while something other than its
@@ -146,12 +160,7 @@ def exclusive_writer(path: str | os.PathLike[str]) -> Iterator[None]:
     ...     os.path.exists(path + "-wlock")
     True
     """
-    fd = None
-    if fcntl is not None:
-        try:
-            fd = os.open(f"{path}-wlock", os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as err:
-            log.debug("no write lock file beside '%s' (%s)", path, err)
+    fd = _lock_file(path)
     if fd is None:
         yield
         return
@@ -352,14 +361,8 @@ class GeoPackageStore(IncidentStore):
 
     def _flock(self) -> int | None:
         """This process's descriptor of the lock file ``<path>-wlock`` (None without flock)."""
-        if fcntl is None:
-            return None
         if self._flock_pid != os.getpid():  # a forked child opens its own (flock is per open)
-            try:
-                self._flock_fd = os.open(f"{self.path}-wlock", os.O_RDWR | os.O_CREAT, 0o666)
-            except OSError as err:
-                log.debug("no write lock file beside '%s' (%s): busy handler only", self.path, err)
-                self._flock_fd = None
+            self._flock_fd = _lock_file(self.path)
             self._flock_pid = os.getpid()
         return self._flock_fd
 
